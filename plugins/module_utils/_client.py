@@ -1,0 +1,308 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmsnap.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils file is private to the vmsnap.libvirt collection. It can change at any time,
+# without a deprecation period. Do not use it outside this collection.
+
+"""The one place that imports libvirt.
+
+It opens the connection, looks objects up by name, calls libvirt with its flag constants by name, retries the errors
+that are known to be transient (the domain's job lock), and turns every libvirtError into a SnapshotError that says
+what failed, where, and what to do.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+import time
+
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model
+
+try:
+    import libvirt
+    HAS_LIBVIRT = True
+    LIBVIRT_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only where libvirt-python is missing
+    HAS_LIBVIRT = False
+    LIBVIRT_IMPORT_ERROR = exc
+else:
+    # libvirt prints every error on stderr unless a handler takes it; we report errors ourselves.
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)
+
+DEFAULT_URI = 'qemu:///system'
+
+TRANSIENT_MESSAGES = ('cannot acquire state change lock', 'Timed out during operation')
+
+# Create flags by the names plans use. Plans stay free of libvirt; only the client knows the constants.
+_CREATE_FLAGS = {
+    'atomic': 'VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC',
+    'disk_only': 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY',
+    'quiesce': 'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE',
+    'redefine': 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE',
+    'current': 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT',
+    'no_metadata': 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA',
+}
+_DELETE_FLAGS = {
+    'children': 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN',
+    'children_only': 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY',
+    'metadata_only': 'VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY',
+}
+_REVERT_FLAGS = {
+    'running': 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING',
+    'paused': 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED',
+    'force': 'VIR_DOMAIN_SNAPSHOT_REVERT_FORCE',
+    'reset_nvram': 'VIR_DOMAIN_SNAPSHOT_REVERT_RESET_NVRAM',
+}
+
+
+def _flags(table, names):
+    value = 0
+    for name in names:
+        constant = getattr(libvirt, table[name], None)
+        if constant is None:
+            raise SnapshotError('This libvirt-python (%s) lacks %s, which the option asking for %s needs. Install a '
+                                'newer libvirt-python on the hypervisor.' % (libvirt.getVersion(), table[name], name))
+        value |= constant
+    return value
+
+
+def redact_uri(uri):
+    """The uri with any password in its user part replaced, for messages and results."""
+    if not uri:
+        return uri
+    return re.sub(r'(//[^/@:]*):[^/@]*@', r'\1:********@', uri)
+
+
+class Client:
+    """A libvirt connection for one module run."""
+
+    def __init__(self, uri=None, auth_username=None, auth_password=None, lock_timeout=60,
+                 sleep=time.sleep, clock=time.monotonic):
+        self.uri = uri or DEFAULT_URI
+        self.auth_username = auth_username
+        self.auth_password = auth_password
+        self.lock_timeout = lock_timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._conn = None
+        self._host = None
+
+    # -- connection ----------------------------------------------------------------------------------------------
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self):
+        try:
+            if self.auth_username is not None or self.auth_password is not None:
+                return libvirt.openAuth(self.uri, self._auth(), 0)
+            return libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise SnapshotError(
+                'Could not connect to libvirt at %s: %s. Check that the uri is right, that the libvirt daemon '
+                '(libvirtd or virtqemud) runs there, and that this user may use its socket (or give auth_username '
+                'and auth_password).' % (redact_uri(self.uri), exc.get_error_message()),
+                uri=redact_uri(self.uri))
+
+    def _auth(self):
+        def answer(credentials, dummy_data):
+            for credential in credentials:
+                if credential[0] == libvirt.VIR_CRED_AUTHNAME:
+                    credential[4] = self.auth_username or credential[3]
+                elif credential[0] == libvirt.VIR_CRED_PASSPHRASE:
+                    credential[4] = self.auth_password
+                else:
+                    return -1
+            return 0
+        return [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], answer, None]
+
+    def is_local(self):
+        """Whether the uri names this host, so files libvirt creates are visible here."""
+        match = re.match(r'^[^:]+://([^/]*)', self.uri)
+        authority = match.group(1) if match else ''
+        host = authority.rsplit('@', 1)[-1].split(':', 1)[0]
+        return host in ('', 'localhost', '127.0.0.1', '[::1]')
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass  # closing a dropped connection has nothing left to release
+            self._conn = None
+
+    # -- the one path into libvirt -------------------------------------------------------------------------------
+
+    def _call(self, what, func, *args, **where):
+        """Call ``func``, retrying transient errors until lock_timeout, and translate libvirt errors.
+
+        ``what`` says what was being done ("create snapshot"), ``where`` names the domain and snapshot.
+        """
+        deadline = self._clock() + self.lock_timeout
+        delay = 0.25
+        while True:
+            try:
+                return func(*args)
+            except libvirt.libvirtError as exc:
+                if self._transient(exc) and self._clock() + delay <= deadline:
+                    self._sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise self.error(what, exc, **where)
+
+    @staticmethod
+    def _transient(exc):
+        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_TIMEOUT:
+            return True
+        message = exc.get_error_message() or ''
+        return any(text in message for text in TRANSIENT_MESSAGES)
+
+    def error(self, what, exc, domain=None, snapshot=None, hint=None):
+        place = ''
+        if snapshot is not None:
+            place = " snapshot '%s' of domain '%s'" % (snapshot, domain)
+        elif domain is not None:
+            place = " domain '%s'" % domain
+        message = exc.get_error_message() or str(exc)
+        if hint is None:
+            hint = self._hint(exc)
+        text = 'Could not %s%s on %s: %s.' % (what, place, redact_uri(self.uri), message.rstrip('.'))
+        if self._transient(exc):
+            text += (' The domain stayed busy for longer than lock_timeout (%s s); another job holds it. Wait for it '
+                     'to finish or raise lock_timeout.' % self.lock_timeout)
+        elif hint:
+            text += ' ' + hint
+        return SnapshotError(text, libvirt_error_code=exc.get_error_code())
+
+    @staticmethod
+    def _hint(exc):
+        code = exc.get_error_code()
+        if code in (libvirt.VIR_ERR_NO_DOMAIN,):
+            return 'Check the domain name with `virsh list --all`.'
+        if code == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+            return 'Check the snapshot name with `virsh snapshot-list DOMAIN`.'
+        if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT):
+            return 'The connection to libvirt failed; check that the daemon still runs, then run the task again.'
+        if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE:
+            return 'quiesce needs the QEMU guest agent running in the guest.'
+        return None
+
+    # -- lookups by name -----------------------------------------------------------------------------------------
+
+    def find_domain(self, name):
+        """The domain named ``name``, or None."""
+        try:
+            return self._call('look up', self.conn.lookupByName, name, domain=name)
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def domain(self, name):
+        dom = self.find_domain(name)
+        if dom is None:
+            raise SnapshotError("Domain '%s' does not exist on %s. Check the name with `virsh list --all`; "
+                                'domain names are case-sensitive.' % (name, redact_uri(self.uri)))
+        return dom
+
+    def find_snapshot(self, dom, name):
+        """The snapshot named ``name`` of ``dom``, or None."""
+        try:
+            return self._call('look up', dom.snapshotLookupByName, name, 0, domain=dom.name(), snapshot=name)
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                return None
+            raise
+
+    def current_snapshot_name(self, dom):
+        """The name of the domain's current snapshot, or None."""
+        try:
+            return self._call('find the current snapshot of', dom.snapshotCurrent, 0, domain=dom.name()).getName()
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                return None
+            raise
+
+    def snapshot_names(self, dom):
+        """Every snapshot name of the domain (one call); used to make error messages helpful."""
+        return sorted(snap.getName() for snap in self._call('list snapshots of', dom.listAllSnapshots, 0,
+                                                            domain=dom.name()))
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def domain_state(self, dom):
+        state = self._call('read the state of', dom.state, 0, domain=dom.name())[0]
+        names = {
+            libvirt.VIR_DOMAIN_NOSTATE: 'nostate',
+            libvirt.VIR_DOMAIN_RUNNING: 'running',
+            libvirt.VIR_DOMAIN_BLOCKED: 'blocked',
+            libvirt.VIR_DOMAIN_PAUSED: 'paused',
+            libvirt.VIR_DOMAIN_SHUTDOWN: 'shutdown',
+            libvirt.VIR_DOMAIN_SHUTOFF: 'shutoff',
+            libvirt.VIR_DOMAIN_CRASHED: 'crashed',
+            libvirt.VIR_DOMAIN_PMSUSPENDED: 'pmsuspended',
+        }
+        return names.get(state, 'nostate')
+
+    def domain_xml(self, dom):
+        return self._call('read the XML of', dom.XMLDesc, 0, domain=dom.name())
+
+    def read_domain(self, dom):
+        """The parsed domain (its live definition when it runs) with its state."""
+        return _model.parse_domain(self.domain_xml(dom), self.domain_state(dom))
+
+    def snapshot_xml(self, snap, secure=True):
+        flags = libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE if secure else 0
+        return self._call('read the XML of', snap.getXMLDesc, flags,
+                          domain=snap.getDomain().name(), snapshot=snap.getName())
+
+    def describe_snapshot(self, snap, xml=None):
+        """The snapshot dict of one snapshot: one XML fetch, its children's names and the current marker."""
+        domain_name = snap.getDomain().name()
+        where = {'domain': domain_name, 'snapshot': snap.getName()}
+        if xml is None:
+            xml = self.snapshot_xml(snap)
+        children = self._call('list the children of', snap.listChildrenNames, 0, **where)
+        is_current = bool(self._call('check whether it is current:', snap.isCurrent, 0, **where))
+        return _model.parse_snapshot(xml, domain_name, is_current=is_current, children=sorted(children))
+
+    def descendant_names(self, snap):
+        return sorted(self._call('list the descendants of', snap.listChildrenNames,
+                                 libvirt.VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS,
+                                 domain=snap.getDomain().name(), snapshot=snap.getName()))
+
+    def host(self):
+        """What this host can do with snapshots, probed once per run."""
+        if self._host is None:
+            caps = _model.parse_xml(self._call('read the capabilities of', self.conn.getCapabilities), 'capabilities')
+            version = self._call('read the version of', self.conn.getLibVersion)
+            self._host = {
+                'uri': redact_uri(self.uri),
+                'libvirt_version': '%d.%d.%d' % (version // 1000000, version // 1000 % 1000, version % 1000),
+                # libvirt advertises revert of external snapshots since 9.9; there is no such element before.
+                'external_revert': caps.find('.//externalSnapshot') is not None,
+                # libvirt deletes external snapshots itself (merging the overlays) since 9.0.
+                'external_delete': version >= 9000000,
+            }
+        return self._host
+
+    # -- changing ------------------------------------------------------------------------------------------------
+
+    def create_snapshot(self, dom, xml, flags, name):
+        return self._call('create', dom.snapshotCreateXML, xml, _flags(_CREATE_FLAGS, flags),
+                          domain=dom.name(), snapshot=name)
+
+    def delete_snapshot(self, snap, flags):
+        self._call('delete', snap.delete, _flags(_DELETE_FLAGS, flags),
+                   domain=snap.getDomain().name(), snapshot=snap.getName())
+
+    def revert_to_snapshot(self, snap, flags):
+        dom = snap.getDomain()
+        self._call('revert to', dom.revertToSnapshot, snap, _flags(_REVERT_FLAGS, flags),
+                   domain=dom.name(), snapshot=snap.getName())

@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmsnap.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module_utils file is private to the vmsnap.libvirt collection. It can change at any time,
+# without a deprecation period. Do not use it outside this collection.
+
+"""Domain and snapshot XML, read and written with lxml, and the plain dicts the modules return.
+
+Nothing here talks to libvirt: the client hands XML strings in, and gets XML strings back.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import os.path
+
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+
+try:
+    from lxml import etree
+    HAS_LXML = True
+    LXML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only where lxml is missing
+    HAS_LXML = False
+    LXML_IMPORT_ERROR = exc
+
+# Snapshot kinds as libvirt names them in <memory snapshot=...> and <disk snapshot=...>.
+INTERNAL = 'internal'
+EXTERNAL = 'external'
+NO = 'no'
+
+# Domain states (virDomainState) as the modules report them.
+DOMAIN_STATES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
+ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
+
+NAME_MAX_LENGTH = 255
+
+
+def _parser():
+    # No network access and no entity expansion: the XML comes from libvirt or from the user.
+    return etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+
+
+def parse_xml(text, what):
+    """Parse ``text`` into an lxml element; ``what`` names the document in the error."""
+    try:
+        return etree.fromstring(text.encode('utf-8') if not isinstance(text, bytes) else text, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise SnapshotError('Could not parse the XML of %s: %s' % (what, exc))
+
+
+def to_xml(element):
+    return etree.tostring(element, encoding='unicode')
+
+
+def _is_xml_char(char):
+    code = ord(char)
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+
+
+def validate_snapshot_name(name, option='name'):
+    """Refuse names libvirt or the file system cannot carry faithfully."""
+    if name is None or name == '':
+        raise SnapshotError('The snapshot %s must not be empty. Give the snapshot a name, for example %s=before-upgrade.'
+                            % (option, option))
+    problems = []
+    if len(name) > NAME_MAX_LENGTH:
+        problems.append('it is %d characters long (at most %d are allowed)' % (len(name), NAME_MAX_LENGTH))
+    if '/' in name:
+        problems.append("it contains '/' (external snapshot files are named after the snapshot)")
+    if name != name.strip():
+        problems.append('it starts or ends with white space')
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
+        problems.append('it contains a control character such as a newline or tab')
+    elif not all(_is_xml_char(char) for char in name):
+        problems.append('it contains a character XML cannot carry')
+    if name.startswith('.'):
+        problems.append("it starts with '.' (libvirt keeps snapshot definitions in files named after them)")
+    if problems:
+        raise SnapshotError('The snapshot %s %r is not valid: %s. Choose a name of printable characters without '
+                            "'/' that does not start with '.', of at most %d characters." % (option, name, '; '.join(problems), NAME_MAX_LENGTH))
+
+
+def validate_description(description):
+    if description is None:
+        return
+    bad = sorted(set('U+%04X' % ord(char) for char in description if not _is_xml_char(char)))
+    if bad:
+        raise SnapshotError('The description contains characters XML cannot carry (%s). Remove them; tabs and '
+                            'newlines are fine.' % ', '.join(bad))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Domain XML
+
+def _disk_source(disk):
+    """(kind, path_or_name) of a <disk>'s <source>, or (None, None) for an empty drive."""
+    source = disk.find('source')
+    if source is None:
+        return None, None
+    disk_type = disk.get('type', 'file')
+    if disk_type == 'file':
+        return 'file', source.get('file')
+    if disk_type == 'block':
+        return 'block', source.get('dev')
+    if disk_type == 'network':
+        name = source.get('name')
+        return 'network', '%s:%s' % (source.get('protocol', 'network'), name) if name else source.get('protocol')
+    if disk_type == 'volume':
+        return 'volume', '%s/%s' % (source.get('pool'), source.get('volume'))
+    return disk_type, None
+
+
+def parse_domain(xml, state):
+    """The parts of a domain's XML that snapshot decisions need.
+
+    ``state`` is the domain's state name (one of DOMAIN_STATES), which is not in the XML.
+    """
+    root = parse_xml(xml, 'the domain')
+    disks = []
+    for disk in root.iterfind('devices/disk'):
+        target = disk.find('target')
+        driver = disk.find('driver')
+        kind, source = _disk_source(disk)
+        disks.append({
+            'name': target.get('dev') if target is not None else None,
+            'device': disk.get('device', 'disk'),
+            'type': kind or disk.get('type', 'file'),
+            'format': driver.get('type') if driver is not None else None,
+            'source': source,
+            'readonly': disk.find('readonly') is not None,
+            'snapshot_default': disk.get('snapshot'),
+        })
+    return {
+        'name': root.findtext('name'),
+        'uuid': root.findtext('uuid'),
+        'state': state,
+        'active': state in ACTIVE_STATES,
+        'disks': disks,
+    }
+
+
+def snapshot_candidate(disk):
+    """Whether a disk takes part in a snapshot by default (a writable disk with media)."""
+    return (disk['device'] == 'disk' and not disk['readonly'] and disk['source'] is not None
+            and disk['snapshot_default'] != NO)
+
+
+def default_overlay_path(source, snapshot_name):
+    """The overlay file libvirt would pick for an external disk snapshot: the source minus its extension,
+    then '.<snapshot name>'."""
+    directory, base = os.path.split(source)
+    stem, dummy_ext = os.path.splitext(base)
+    return os.path.join(directory, '%s.%s' % (stem or base, snapshot_name))
+
+
+def default_memory_path(domain, snapshot_name):
+    """The memory file of an external snapshot: next to the first disk, named after domain and snapshot."""
+    for disk in domain['disks']:
+        if disk['type'] == 'file' and disk['source'] and snapshot_candidate(disk):
+            directory = os.path.dirname(disk['source'])
+            break
+    else:
+        directory = '/var/lib/libvirt/qemu/snapshot'
+    return os.path.join(directory, '%s.%s.mem' % (domain['name'], snapshot_name))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Snapshot XML
+
+def iso_utc(epoch):
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def location_of(memory, disks):
+    """internal, external, mixed, or none, from the memory and disk snapshot kinds."""
+    kinds = set(disk['snapshot'] for disk in disks if disk['snapshot'] != NO)
+    if memory['snapshot'] != NO:
+        kinds.add(memory['snapshot'])
+    if not kinds:
+        return 'none'
+    if len(kinds) == 1:
+        return kinds.pop()
+    return 'mixed'
+
+
+def parse_snapshot(xml, domain_name, is_current=False, children=None):
+    """The snapshot dict every module returns, from a snapshot's XML.
+
+    Children and the current marker are not part of the snapshot XML: the caller knows them.
+    """
+    root = parse_xml(xml, 'a snapshot of domain %r' % domain_name)
+    memory_el = root.find('memory')
+    memory = {
+        'snapshot': memory_el.get('snapshot', NO) if memory_el is not None else NO,
+        'file': memory_el.get('file') if memory_el is not None else None,
+    }
+    disks = []
+    for disk in root.iterfind('disks/disk'):
+        source = disk.find('source')
+        file_name = None
+        if source is not None:
+            file_name = source.get('file') or source.get('dev')
+        disks.append({'name': disk.get('name'), 'snapshot': disk.get('snapshot', NO), 'file': file_name})
+    created = root.findtext('creationTime')
+    creation_time = int(created) if created else None
+    return {
+        'name': root.findtext('name'),
+        'domain': domain_name,
+        'description': root.findtext('description'),
+        'state': root.findtext('state'),
+        'creation_time': creation_time,
+        'creation_time_iso': iso_utc(creation_time),
+        'parent': root.findtext('parent/name'),
+        'children': list(children or []),
+        'is_current': bool(is_current),
+        'location': location_of(memory, disks),
+        'memory': memory,
+        'disks': disks,
+    }
+
+
+def build_snapshot_xml(name, description, memory, disks):
+    """Snapshot XML for virDomainSnapshotCreateXML.
+
+    ``memory`` is {'snapshot': kind, 'file': path or None}; ``disks`` a list of {'name', 'snapshot', 'file'}.
+    lxml escapes names and descriptions, so they round-trip exactly and cannot inject XML.
+    """
+    root = etree.Element('domainsnapshot')
+    etree.SubElement(root, 'name').text = name
+    if description:
+        etree.SubElement(root, 'description').text = description
+    memory_el = etree.SubElement(root, 'memory', snapshot=memory['snapshot'])
+    if memory.get('file'):
+        memory_el.set('file', memory['file'])
+    if disks:
+        disks_el = etree.SubElement(root, 'disks')
+        for disk in disks:
+            disk_el = etree.SubElement(disks_el, 'disk', name=disk['name'], snapshot=disk['snapshot'])
+            if disk['snapshot'] == EXTERNAL and disk.get('file'):
+                disk_el.set('type', 'file')
+                etree.SubElement(disk_el, 'source', file=disk['file'])
+    return to_xml(root)
+
+
+def with_description(xml, description):
+    """The snapshot XML with its description replaced (removed when empty), for a redefine."""
+    root = parse_xml(xml, 'the snapshot')
+    element = root.find('description')
+    if not description:
+        if element is not None:
+            root.remove(element)
+        return to_xml(root)
+    if element is None:
+        element = etree.Element('description')
+        root.find('name').addnext(element)
+    element.text = description
+    return to_xml(root)
+
+
+def diff_view(snapshot):
+    """The small dict diffs show for a snapshot (or its absence)."""
+    if snapshot is None:
+        return {'exists': False}
+    return {
+        'exists': True,
+        'description': snapshot['description'],
+        'parent': snapshot['parent'],
+        'children': list(snapshot['children']),
+        'location': snapshot['location'],
+        'memory': dict(snapshot['memory']),
+        'disks': [dict(disk) for disk in snapshot['disks']],
+        'is_current': snapshot['is_current'],
+    }
