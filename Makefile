@@ -1,0 +1,56 @@
+# Build and test vmsnap.libvirt. `make help` lists the targets.
+#
+# ansible-test runs on a staged copy at .build/ansible_collections/vmsnap/libvirt (hacking/ansible-test.sh), with the
+# virtual environment .venv (hacking/bootstrap.sh) first on PATH; integration tests use the real libvirt daemon that
+# hacking/libvirt-up.sh starts when none answers.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := 3.11
+VENV := .venv
+ANSIBLE_TEST := hacking/ansible-test.sh
+TESTCTL := $(VENV)/bin/python tests/integration/targets/setup_libvirt/files/vmsnap_testctl.py
+# ansible-test's colours are noise in CI logs.
+ANSIBLE_TEST_FLAGS := $(if $(CI),--color no,)
+
+.PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 20
+
+setup: bootstrap libvirt-up ## install Debian packages and .venv, start libvirtd if nothing answers
+
+bootstrap: ## Debian packages, .venv from requirements-dev.txt, ansible-test's offline pip bootstrap
+	hacking/bootstrap.sh
+
+libvirt-up: ## start virtlogd + libvirtd (no systemd) unless qemu:///system answers
+	hacking/libvirt-up.sh
+
+sanity: bootstrap ## ansible-test sanity (each test in its own pinned venv)
+	$(ANSIBLE_TEST) sanity --venv --python $(PYTHON_VERSION) $(ANSIBLE_TEST_FLAGS)
+
+units: bootstrap ## ansible-test units with the .venv's Python
+	$(ANSIBLE_TEST) units --local --python $(PYTHON_VERSION) $(ANSIBLE_TEST_FLAGS)
+
+integration: setup ## ansible-test integration on the real daemon (root, destructive targets)
+	$(ANSIBLE_TEST) integration --local --python $(PYTHON_VERSION) --allow-destructive $(ANSIBLE_TEST_FLAGS)
+
+test: setup ## setup, then sanity, units and integration: all run; fails if any failed
+	@failed=(); \
+	for step in sanity units integration; do \
+	    echo "=== make $$step"; \
+	    if $(MAKE) --no-print-directory $$step; then echo "=== $$step: ok"; else echo "=== $$step: FAILED"; failed+=("$$step"); fi; \
+	done; \
+	if (( $${#failed[@]} )); then echo "make test: FAILED: $${failed[*]}"; exit 1; fi; \
+	echo "make test: sanity, units and integration all passed"
+
+demo: setup ## run hacking/demo.sh (not written yet)
+	@if [[ -x hacking/demo.sh ]]; then hacking/demo.sh; else echo "demo: hacking/demo.sh does not exist yet"; fi
+
+clean: ## remove the staged collection (.build)
+	rm -rf .build
+
+cleanup-domains: ## destroy every throwaway domain vmsnap_testctl created (and only those)
+	$(TESTCTL) cleanup
