@@ -433,24 +433,26 @@ def open_disk(conn, args, for_writing):
     return OnlineDisk(dom, disk) if dom.isActive() else OfflineDisk(dom, disk, writable=for_writing)
 
 
-def run_qemu_io(disk, command):
-    """Run a qemu-io command: (False, output) on a pattern mismatch, (True, output) on success, TestctlError otherwise."""
+def qemu_io_output(disk, command):
+    """What a qemu-io command printed; TestctlError if it failed for any reason but a pattern mismatch."""
     output = disk.qemu_io(command)
-    if PATTERN_FAILED_RE.search(output):
-        return False, output
     failure = QEMU_IO_FAILED_RE.search(output)
-    if failure:
+    if failure and not PATTERN_FAILED_RE.search(output):
         raise TestctlError('qemu-io "%s" failed: %s' % (command, failure.group(0)))
-    return True, output
+    return output
+
+
+def pattern_found(disk, pattern, offset, length):
+    """True when every byte in [offset, offset + length) of the disk is pattern."""
+    return not PATTERN_FAILED_RE.search(qemu_io_output(disk, 'read -P 0x%02x %d %d' % (pattern, offset, length)))
 
 
 def first_mismatch(disk, pattern, offset, length):
     """The offset of the first byte in [offset, offset + length) that differs from pattern (bisection on prefixes)."""
-    good, bad = 0, length  # the prefix of `good` bytes matches, the prefix of `bad` bytes does not
+    good, bad = 0, length  # the first `good` bytes match, the first `bad` bytes do not
     while bad - good > 1:
         middle = (good + bad) // 2
-        matches, _ = run_qemu_io(disk, 'read -P 0x%02x %d %d' % (pattern, offset, middle))
-        if matches:
+        if pattern_found(disk, pattern, offset, middle):
             good = middle
         else:
             bad = middle
@@ -459,14 +461,14 @@ def first_mismatch(disk, pattern, offset, length):
 
 def hexdump(disk, offset, length=16):
     """qemu-io's hex dump of length bytes at offset."""
-    _, output = run_qemu_io(disk, 'read -v %d %d' % (offset, length))
+    output = qemu_io_output(disk, 'read -v %d %d' % (offset, length))
     return '\n'.join(line for line in output.splitlines() if re.match(r'^[0-9a-f]{8}:', line))
 
 
 def cmd_write(args, conn):
     """write: fill [offset, offset + length) of the disk with the byte pattern."""
     disk = open_disk(conn, args, for_writing=True)
-    run_qemu_io(disk, 'write -P 0x%02x %d %d' % (args.pattern, args.offset, args.length))
+    qemu_io_output(disk, 'write -P 0x%02x %d %d' % (args.pattern, args.offset, args.length))
     print('%s %s: wrote 0x%02x at %d, %d bytes' % (args.name, args.disk, args.pattern, args.offset, args.length))
     return EXIT_OK
 
@@ -474,8 +476,7 @@ def cmd_write(args, conn):
 def cmd_check(args, conn):
     """check: exit 0 when [offset, offset + length) of the disk holds only the pattern, 1 (saying what is there) when not."""
     disk = open_disk(conn, args, for_writing=False)
-    matches, _ = run_qemu_io(disk, 'read -P 0x%02x %d %d' % (args.pattern, args.offset, args.length))
-    if matches:
+    if pattern_found(disk, args.pattern, args.offset, args.length):
         print('%s %s: 0x%02x at %d, %d bytes: match' % (args.name, args.disk, args.pattern, args.offset, args.length))
         return EXIT_OK
     where = first_mismatch(disk, args.pattern, args.offset, args.length)
