@@ -11,8 +11,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources
 
 # Overlay and memory files hold the guest's disk and RAM: only their owner may read them.
 PRIVATE_FILE_MODE = 0o600
@@ -41,22 +43,95 @@ def _make_private(client, paths):
                                 '%s. Fix its mode by hand; it holds guest data.' % (path, exc))
 
 
-def execute(client, dom, snap, plan):
-    """Perform the plan's actions. Returns the snapshot object the domain has afterwards (or None)."""
-    for action in plan.actions:
-        params = action.params
-        if action.kind == 'create':
-            snap = client.create_snapshot(dom, params['xml'], params['flags'], params['name'])
-            _make_private(client, params['files'])
-        elif action.kind == 'redefine':
-            flags = ['redefine', 'current'] if params['current'] else ['redefine']
-            snap = client.create_snapshot(dom, params['xml'], flags, params['name'])
-        elif action.kind == 'delete':
-            client.delete_snapshot(snap, params['flags'])
-            if not params['keeps_snapshot']:
-                snap = None
-        elif action.kind == 'revert':
-            client.revert_to_snapshot(snap, params['flags'])
-        else:  # pragma: no cover - plans only hold the kinds above
-            raise SnapshotError('Internal error: unknown action %r.' % action.kind)
-    return snap
+class Runner:
+    """Performs plans for one domain. ``command`` runs a program without a shell: (argv) -> (rc, stdout, stderr)."""
+
+    def __init__(self, client, dom, command=None, merge_timeout=3600, sleep=time.sleep, clock=time.monotonic):
+        self.client = client
+        self.dom = dom
+        self.command = command
+        self.merge_timeout = merge_timeout
+        self._sleep = sleep
+        self._clock = clock
+
+    def execute(self, snap, plan):
+        """Perform the plan's actions on ``snap`` (the snapshot object the plan is about, or None).
+
+        Returns the snapshot object named like the plan's resulting snapshot, or None when there is none.
+        """
+        result = snap
+        for action in plan.actions:
+            params = action.params
+            if action.kind in ('create', 'redefine'):
+                flags = params.get('flags') or (['redefine', 'current'] if params['current'] else ['redefine'])
+                made = self.client.create_snapshot(self.dom, params['xml'], flags, params['name'])
+                if action.kind == 'create':
+                    _make_private(self.client, params['files'])
+                if plan.snapshot is not None and params['name'] == plan.snapshot['name']:
+                    result = made
+            elif action.kind == 'delete':
+                target = self.client.find_snapshot(self.dom, params['name']) if params.get('lookup') else snap
+                self.client.delete_snapshot(target, params['flags'])
+                self._remove_files(params.get('remove_files') or [])
+                if not params['keeps_snapshot'] and target is result:
+                    result = None
+            elif action.kind == 'revert':
+                self.client.revert_to_snapshot(snap, params['flags'])
+            elif action.kind == 'merge':
+                self._merge(snap, params, plan.merged)
+                result = None
+            else:  # pragma: no cover - plans only hold the kinds above
+                raise SnapshotError('Internal error: unknown action %r.' % action.kind)
+        return result
+
+    # -- merge ---------------------------------------------------------------------------------------------------
+
+    def _merge(self, snap, params, merged):
+        if params['running']:
+            for merge in merged:
+                self.client.block_commit(self.dom, merge['disk'], merge['base'])
+                merge['job_size'] = self._pivot_when_ready(merge['disk'])
+        else:
+            for merge in merged:
+                merge['job_size'] = self._commit_offline(merge)
+            inactive = self.client.domain_xml(self.dom, inactive=True)
+            sources = dict((merge['disk'], (merge['base'], merge['base_format'])) for merge in merged)
+            self.client.define_domain(with_disk_sources(inactive, sources), self.dom.name())
+        # Only now, with every disk on its base, is the snapshot's record and its files safe to drop.
+        self.client.delete_snapshot(snap, params['drop_flags'])
+        self._remove_files(params['remove_files'])
+
+    def _remove_files(self, paths):
+        """Remove files a deleted snapshot leaves behind, where they live on this host."""
+        if not self.client.is_local():
+            return
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def _pivot_when_ready(self, disk):
+        deadline = self._clock() + self.merge_timeout
+        delay = 0.02
+        while True:
+            job = self.client.block_job(self.dom, disk)
+            if job is None:
+                raise SnapshotError("The merge of disk %s of domain '%s' ended before it could be completed; the disk "
+                                    'still runs on its overlay. Check the domain log, then run the task again.'
+                                    % (disk, self.dom.name()))
+            if job['cur'] == job['end'] and self.client.pivot(self.dom, disk):
+                return job['end']
+            if self._clock() + delay > deadline:
+                self.client.abort_block_job(self.dom, disk)
+                raise SnapshotError("The merge of disk %s of domain '%s' did not finish within merge_timeout (%s s) and "
+                                    'was stopped; the disk still runs on its overlay and nothing was lost. Raise '
+                                    'merge_timeout and run the task again.' % (disk, self.dom.name(), self.merge_timeout))
+            self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _commit_offline(self, merge):
+        rc, dummy_out, err = self.command(['commit', '-b', merge['base'], merge['top']])
+        if rc != 0:
+            raise SnapshotError("qemu-img could not merge '%s' into '%s' for disk %s of domain '%s': %s. The domain "
+                                'definition was not changed.' % (merge['top'], merge['base'], merge['disk'],
+                                                                 self.dom.name(), (err or '').strip()))
+        return None  # qemu-img does not report how much it wrote

@@ -69,6 +69,11 @@ def _flags(table, names):
     return value
 
 
+def _version_string(number):
+    """libvirt's packed version number (major * 1,000,000 + minor * 1,000 + release) as 'major.minor.release'."""
+    return '%d.%d.%d' % (number // 1000000, number // 1000 % 1000, number % 1000)
+
+
 def redact_uri(uri):
     """The uri with any password in its user part replaced, for messages and results."""
     if not uri:
@@ -250,8 +255,9 @@ class Client:
         }
         return names.get(state, 'nostate')
 
-    def domain_xml(self, dom):
-        return self._call('read the XML of', dom.XMLDesc, 0, domain=dom.name())
+    def domain_xml(self, dom, inactive=False):
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        return self._call('read the XML of', dom.XMLDesc, flags, domain=dom.name())
 
     def read_domain(self, dom):
         """The parsed domain (its live definition when it runs) with its state."""
@@ -269,13 +275,23 @@ class Client:
         if xml is None:
             xml = self.snapshot_xml(snap)
         children = self._call('list the children of', snap.listChildrenNames, 0, **where)
-        is_current = bool(self._call('check whether it is current:', snap.isCurrent, 0, **where))
-        return _model.parse_snapshot(xml, domain_name, is_current=is_current, children=sorted(children))
+        return _model.parse_snapshot(xml, domain_name, is_current=self.is_current(snap), children=sorted(children))
+
+    def is_current(self, snap):
+        return bool(self._call('check whether it is current:', snap.isCurrent, 0,
+                               domain=snap.getDomain().name(), snapshot=snap.getName()))
 
     def descendant_names(self, snap):
         return sorted(self._call('list the descendants of', snap.listChildrenNames,
                                  libvirt.VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS,
                                  domain=snap.getDomain().name(), snapshot=snap.getName()))
+
+    def describe_descendants(self, snap):
+        """Every snapshot below ``snap`` as snapshot dicts (one list call, one XML fetch each)."""
+        domain_name = snap.getDomain().name()
+        below = self._call('list the descendants of', snap.listAllChildren,
+                           libvirt.VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS, domain=domain_name, snapshot=snap.getName())
+        return [_model.parse_snapshot(self.snapshot_xml(child), domain_name) for child in below]
 
     def host(self):
         """What this host can do with snapshots, probed once per run."""
@@ -284,13 +300,48 @@ class Client:
             version = self._call('read the version of', self.conn.getLibVersion)
             self._host = {
                 'uri': redact_uri(self.uri),
-                'libvirt_version': '%d.%d.%d' % (version // 1000000, version // 1000 % 1000, version % 1000),
+                'libvirt_version': _version_string(version),
+                'hypervisor_version': self._hypervisor_version(),
                 # libvirt advertises revert of external snapshots since 9.9; there is no such element before.
                 'external_revert': caps.find('.//externalSnapshot') is not None,
                 # libvirt deletes external snapshots itself (merging the overlays) since 9.0.
                 'external_delete': version >= 9000000,
             }
         return self._host
+
+    def _hypervisor_version(self):
+        """The hypervisor's version (QEMU's, for qemu:// URIs), or None where the driver does not tell."""
+        try:
+            version = self._call('read the hypervisor version of', self.conn.getVersion)
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_SUPPORT:
+                return None
+            raise
+        return _version_string(version) if version else None
+
+    # -- reading many at once (one list call, one XML fetch each) ------------------------------------------------
+
+    def list_domains(self):
+        """Every domain of the host, active and inactive, in one call; for glob patterns only."""
+        return self._call('list the domains of', self.conn.listAllDomains, 0)
+
+    def is_persistent(self, dom):
+        return bool(self._call('check whether it is persistent:', dom.isPersistent, domain=dom.name()))
+
+    def snapshots_xml(self, dom, secure=False):
+        """[(name, xml)] of every snapshot of the domain: one list call and one XML fetch per snapshot.
+
+        A snapshot deleted between the list and its fetch is left out. ``secure`` includes security-sensitive
+        parts of the recorded domain definition (graphics passwords), which a faithful redefine needs.
+        """
+        found = []
+        for snap in self._call('list snapshots of', dom.listAllSnapshots, 0, domain=dom.name()):
+            try:
+                found.append((snap.getName(), self.snapshot_xml(snap, secure=secure)))
+            except SnapshotError as exc:
+                if exc.details.get('libvirt_error_code') != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                    raise
+        return found
 
     # -- changing ------------------------------------------------------------------------------------------------
 
@@ -306,3 +357,30 @@ class Client:
         dom = snap.getDomain()
         self._call('revert to', dom.revertToSnapshot, snap, _flags(_REVERT_FLAGS, flags),
                    domain=dom.name(), snapshot=snap.getName())
+
+    def define_domain(self, xml, name):
+        return self._call('update the definition of', self.conn.defineXML, xml, domain=name)
+
+    def block_commit(self, dom, disk, base):
+        """Start committing the active layer of ``disk`` down into ``base`` (a two-phase job ending in a pivot)."""
+        self._call('start merging disk %s of' % disk, dom.blockCommit, disk, base, None, 0,
+                   libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE, domain=dom.name())
+
+    def block_job(self, dom, disk):
+        """{'cur': bytes done, 'end': bytes in all} of the disk's block job, or None when none runs."""
+        info = self._call('read the block job of disk %s of' % disk, dom.blockJobInfo, disk, 0, domain=dom.name())
+        return info or None
+
+    def pivot(self, dom, disk):
+        """Switch ``disk`` to the base its finished commit job wrote into; False while the job is not ready yet."""
+        try:
+            self._call('switch disk %s to its merged base on' % disk, dom.blockJobAbort, disk,
+                       libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT, domain=dom.name())
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_BLOCK_COPY_ACTIVE:
+                return False
+            raise
+        return True
+
+    def abort_block_job(self, dom, disk):
+        self._call('stop the block job of disk %s of' % disk, dom.blockJobAbort, disk, 0, domain=dom.name())

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 import os.path
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
@@ -86,10 +87,11 @@ def validate_snapshot_name(name, option='name'):
 def validate_description(description):
     if description is None:
         return
-    bad = sorted(set('U+%04X' % ord(char) for char in description if not _is_xml_char(char)))
+    # libvirt writes a carriage return back raw, and XML parsers read it as a newline: it would never round-trip.
+    bad = sorted(set('U+%04X' % ord(char) for char in description if char == '\r' or not _is_xml_char(char)))
     if bad:
         raise SnapshotError('The description contains characters XML cannot carry (%s). Remove them; tabs and '
-                            'newlines are fine.' % ', '.join(bad))
+                            'newlines are fine, carriage returns are not.' % ', '.join(bad))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -113,6 +115,32 @@ def _disk_source(disk):
     return disk_type, None
 
 
+def _backing_chain(disk):
+    """The files of a disk's backing chain, top first, as far as the XML records them."""
+    chain = []
+    node = disk
+    while node is not None:
+        source = node.find('source')
+        if source is None:
+            break
+        path = source.get('file') or source.get('dev')
+        if path is None:
+            break
+        fmt = node.find('driver') if node is disk else node.find('format')
+        chain.append({'file': path, 'format': fmt.get('type') if fmt is not None else None})
+        node = node.find('backingStore')
+    return chain
+
+
+def chain_from_qemu_img(text):
+    """A disk's backing chain, top first, from `qemu-img info --backing-chain --output=json`."""
+    try:
+        images = json.loads(text)
+    except ValueError as exc:
+        raise SnapshotError('Could not read the backing chain qemu-img reported: %s' % exc)
+    return [{'file': image.get('filename'), 'format': image.get('format')} for image in images]
+
+
 def parse_domain(xml, state):
     """The parts of a domain's XML that snapshot decisions need.
 
@@ -132,6 +160,7 @@ def parse_domain(xml, state):
             'source': source,
             'readonly': disk.find('readonly') is not None,
             'snapshot_default': disk.get('snapshot'),
+            'chain': _backing_chain(disk),
         })
     return {
         'name': root.findtext('name'),
@@ -222,6 +251,48 @@ def parse_snapshot(xml, domain_name, is_current=False, children=None):
         'memory': memory,
         'disks': disks,
     }
+
+
+def snapshot_disk_bases(xml):
+    """{disk target: file} of the domain definition a snapshot recorded: for an external disk snapshot,
+    the image the overlay was put on top of (what the snapshot's point in time lives in)."""
+    root = parse_xml(xml, 'the snapshot')
+    bases = {}
+    for disk in root.iterfind('domain/devices/disk'):
+        target = disk.find('target')
+        kind, source = _disk_source(disk)
+        if target is not None and kind in ('file', 'block'):
+            bases[target.get('dev')] = source
+    return bases
+
+
+def with_names(xml, name=None, parent=None):
+    """The snapshot XML with its name and/or its parent's name replaced, for a rename by redefine."""
+    root = parse_xml(xml, 'the snapshot')
+    if name is not None:
+        root.find('name').text = name
+    if parent is not None:
+        root.find('parent/name').text = parent
+    return to_xml(root)
+
+
+def with_disk_sources(xml, sources):
+    """The domain XML with the disks in ``sources`` ({target: (file, format)}) pointed at a new image whose backing
+    chain libvirt will probe again (after an offline merge)."""
+    root = parse_xml(xml, 'the domain')
+    for disk in root.iterfind('devices/disk'):
+        target = disk.find('target')
+        if target is None or target.get('dev') not in sources:
+            continue
+        path, fmt = sources[target.get('dev')]
+        disk.find('source').set('file', path)
+        driver = disk.find('driver')
+        if driver is not None and fmt:
+            driver.set('type', fmt)
+        backing = disk.find('backingStore')
+        if backing is not None:
+            disk.remove(backing)
+    return to_xml(root)
 
 
 def build_snapshot_xml(name, description, memory, disks):

@@ -29,6 +29,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     location_of,
     snapshot_candidate,
     with_description,
+    with_names,
 )
 
 # Domain states in which a domain has memory that a snapshot can save.
@@ -49,7 +50,7 @@ class Action:
 class Plan:
     """The actions to perform and what the result will be, the same in check mode and in a real run."""
 
-    def __init__(self, actions, before, after, snapshot, domain_state, deleted=None, warnings=None):
+    def __init__(self, actions, before, after, snapshot, domain_state, deleted=None, warnings=None, merged=None):
         self.actions = actions
         self.before = before
         self.after = after
@@ -57,6 +58,7 @@ class Plan:
         self.domain_state = domain_state
         self.deleted = deleted or []
         self.warnings = warnings or []
+        self.merged = merged or []
 
     @property
     def changed(self):
@@ -216,7 +218,12 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
         flags.append('disk_only')
     if params.get('quiesce'):
         flags.append('quiesce')
-    state = 'disk-snapshot' if disk_only else _state_after_power(domain['state'])
+    # What libvirt records: the domain's own state, except that a disk-only snapshot of an active domain is
+    # 'disk-snapshot' and of an inactive one 'shutoff'.
+    if disk_only:
+        state = 'disk-snapshot' if domain['active'] else 'shutoff'
+    else:
+        state = domain['state']
     return {'location': kind, 'memory': memory_spec, 'disks': disks, 'flags': flags,
             'files': [path for dummy, path in files], 'state': state}
 
@@ -294,39 +301,224 @@ def _check_files(files, path_exists):
 # state=absent
 
 
-def plan_absent(params, existing, descendants):
-    """Delete one snapshot, its subtree (children) or only its subtree (children_only)."""
+def require_force(params, affected, doing):
+    """Operations that would remove or invalidate other snapshots need force; the failure lists them."""
+    if affected and not params.get('force'):
+        raise SnapshotError('%s would also remove or invalidate %d other snapshot%s: %s. Nothing was changed. Set '
+                            'force: true to go ahead.' % (doing, len(affected), '' if len(affected) == 1 else 's',
+                                                          ', '.join(affected)), affected=list(affected))
+
+
+def plan_absent(params, existing, descendants, domain=None, bases=None, parent=None, current_name=None, host=None,
+                local=True):
+    """Delete one snapshot, its subtree (children) or only its subtree (children_only).
+
+    ``descendants`` are the snapshot dicts below ``existing``. For an external snapshot the domain, the snapshot's
+    disk bases, its parent's dict and the host are needed to foresee what libvirt would refuse.
+    """
     if existing is None:
         return Plan([], diff_view(None), diff_view(None), None, None)
+    names = [snapshot['name'] for snapshot in descendants]
     flags = []
     if params.get('metadata_only'):
         flags.append('metadata_only')
     if params.get('children_only'):
-        if not descendants:
+        if not names:
             return Plan([], diff_view(existing), diff_view(existing), existing, None)
+        require_force(params, names, "Deleting the snapshots below '%s'" % existing['name'])
         flags.append('children_only')
         after = dict(existing, children=[])
-        action = Action('delete', name=existing['name'], flags=flags, deleted=list(descendants), keeps_snapshot=True)
-        return Plan([action], diff_view(existing), diff_view(after), after, None, deleted=list(descendants))
+        action = Action('delete', name=existing['name'], flags=flags, keeps_snapshot=True,
+                        remove_files=_memory_files(params, descendants))
+        return Plan([action], diff_view(existing), diff_view(after), after, None, deleted=names)
     deleted = [existing['name']]
+    gone = [existing]
     if params.get('children'):
+        require_force(params, names, "Deleting snapshot '%s' with its children" % existing['name'])
         flags.append('children')
-        deleted += list(descendants)
-    action = Action('delete', name=existing['name'], flags=flags, deleted=deleted, keeps_snapshot=False)
+        deleted += names
+        gone += list(descendants)
+    elif existing['location'] == EXTERNAL and not params.get('metadata_only'):
+        if not (host or {}).get('external_delete'):
+            # Before libvirt 9.0 libvirt cannot delete external snapshots: merge the overlay ourselves.
+            return plan_merge(params, domain, existing, bases, descendants, current_name, local)
+        _foresee_external_delete(existing, descendants, domain, bases, parent, current_name)
+    elif existing['location'] == INTERNAL and domain is not None and not params.get('metadata_only'):
+        _foresee_internal_delete(existing, domain, bases)
+    action = Action('delete', name=existing['name'], flags=flags, keeps_snapshot=False,
+                    remove_files=_memory_files(params, gone))
     return Plan([action], diff_view(existing), diff_view(None), None, None, deleted=deleted)
+
+
+def _memory_files(params, snapshots):
+    """libvirt deletes an external snapshot's overlays but leaves its memory file: we remove it, unless only the
+    metadata goes."""
+    if params.get('metadata_only'):
+        return []
+    return [item['memory']['file'] for item in snapshots if item['memory']['file']]
+
+
+def _current_path(snapshot_name, descendants, current_name):
+    """Names from the snapshot down to the current snapshot, when the current one is at or below it; else None."""
+    parents = dict((item['name'], item['parent']) for item in descendants)
+    path = []
+    name = current_name
+    while name is not None and name != snapshot_name:
+        if name not in parents:
+            return None
+        path.append(name)
+        name = parents[name]
+    return path if name == snapshot_name else None
+
+
+def _chain_text(disk):
+    return ' <- '.join(item['file'] for item in disk['chain']) or 'unknown'
+
+
+def _foresee_external_delete(existing, descendants, domain, bases, parent, current_name):
+    """Refuse, before acting, the external deletes libvirt would refuse halfway, describing the tree."""
+    name = existing['name']
+    tree = "snapshot '%s' (external, parent %s, children %s)" % (
+        name, "'%s' (%s)" % (parent['name'], parent['location']) if parent else 'none',
+        ', '.join(existing['children']) or 'none')
+    if parent is not None and parent['location'] == INTERNAL:
+        raise SnapshotError('Cannot delete %s: libvirt cannot delete an external snapshot whose parent is internal. '
+                            'Nothing was changed. Use state: merged to fold its overlay into the base image, or '
+                            'metadata_only: true to forget it and keep its files.' % tree)
+    if descendants and _current_path(name, descendants, current_name) is None:
+        raise SnapshotError('Cannot delete %s: it has children and the domain does not run on its branch (the current '
+                            "snapshot is '%s'), and libvirt cannot delete such a snapshot. Nothing was changed. Revert "
+                            'to a snapshot on its branch first, delete its children first, or use metadata_only: true.'
+                            % (tree, current_name))
+    by_name = dict((disk['name'], disk) for disk in domain['disks'])
+    for disk in existing['disks']:
+        if disk['snapshot'] != EXTERNAL:
+            continue
+        base = (bases or {}).get(disk['name'])
+        chain = [item['file'] for item in by_name.get(disk['name'], {'chain': []})['chain']]
+        if base not in chain:
+            raise SnapshotError("Cannot delete %s: disk %s no longer sits on the snapshot's base '%s' (its chain is "
+                                '%s), so there is nothing to merge into; this happens after reverting to an internal '
+                                'snapshot taken before it. Nothing was changed. Use metadata_only: true to forget the '
+                                'snapshot, then remove its files by hand if nothing uses them.'
+                                % (tree, disk['name'], base, _chain_text(by_name.get(disk['name'], {'chain': []}))))
+
+
+def _foresee_internal_delete(existing, domain, bases):
+    """An internal snapshot lives in an image; libvirt can delete it only while that image is a disk's top layer."""
+    by_name = dict((disk['name'], disk) for disk in domain['disks'])
+    for disk in existing['disks']:
+        current = by_name.get(disk['name'])
+        if disk['snapshot'] != INTERNAL or current is None or not current['chain']:
+            continue
+        image = (bases or {}).get(disk['name'])
+        if image is not None and current['chain'][0]['file'] != image:
+            raise SnapshotError("Cannot delete internal snapshot '%s': it lives in '%s', but disk %s now writes to the "
+                                'overlay %s of a later external snapshot, and libvirt deletes internal snapshots only '
+                                'from the image in use. Nothing was changed. Merge the external snapshots above it '
+                                'first (state: merged), or use metadata_only: true.'
+                                % (existing['name'], image, disk['name'], current['chain'][0]['file']))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# state=merged
+
+
+def plan_merge(params, domain, existing, bases, descendants, current_name, local=True):
+    """Fold an external snapshot's overlay (and every layer above it) into the image below it, then forget the
+    snapshot: a block commit with pivot on a running domain, qemu-img commit on a shut-off one."""
+    if existing is None:
+        return Plan([], diff_view(None), diff_view(None), None, None)
+    name = existing['name']
+    if existing['location'] != EXTERNAL:
+        raise SnapshotError("Snapshot '%s' of domain '%s' is %s: it has no overlay to merge, its data lives inside the "
+                            'qcow2 image. Delete it with state: absent.' % (name, domain['name'], existing['location']))
+    by_name = dict((disk['name'], disk) for disk in domain['disks'])
+    merges = []
+    for disk in existing['disks']:
+        if disk['snapshot'] != EXTERNAL:
+            continue
+        current = by_name.get(disk['name'])
+        if current is None:
+            raise SnapshotError("Cannot merge snapshot '%s': its disk %s is no longer part of domain '%s'. Nothing was "
+                                'changed.' % (name, disk['name'], domain['name']))
+        chain = [item['file'] for item in current['chain']]
+        base = (bases or {}).get(disk['name'])
+        if disk['file'] not in chain or base not in chain or chain.index(base) <= chain.index(disk['file']):
+            raise SnapshotError("Cannot merge snapshot '%s': disk %s no longer runs on its overlay '%s' above '%s' (the "
+                                "disk's chain is %s); the domain was reverted elsewhere. Nothing was changed. Use "
+                                'state: absent to let libvirt delete it, or metadata_only: true to forget it.'
+                                % (name, disk['name'], disk['file'], base, _chain_text(current)))
+        position = chain.index(base)
+        merges.append({'disk': disk['name'], 'top': chain[0], 'base': base,
+                       'base_format': current['chain'][position]['format'], 'overlays': chain[:position]})
+
+    affected = [item['name'] for item in descendants]
+    require_force(params, affected, "Merging snapshot '%s' folds every layer above its base and" % name)
+    if affected and len(_current_path(name, descendants, current_name) or []) != len(affected):
+        raise SnapshotError("Cannot merge snapshot '%s': snapshots below it lie on more than one branch (%s), and "
+                            'merging would destroy the branches the domain does not run on. Nothing was changed. '
+                            'Delete those branches first.' % (name, ', '.join(affected)), affected=affected)
+    running = domain['state'] in MEMORY_STATES
+    if not running and not local:
+        raise SnapshotError("Merging snapshot '%s' of the shut-off domain '%s' needs qemu-img on the hypervisor. Run "
+                            'the task on the hypervisor with a local uri, or start the domain so libvirt merges it '
+                            'live. Nothing was changed.' % (name, domain['name']))
+    memory_files = [item['memory']['file'] for item in [existing] + list(descendants) if item['memory']['file']]
+    action = Action('merge', name=name, running=running, disks=merges,
+                    remove_files=[path for merge in merges for path in merge['overlays']] + memory_files,
+                    drop_flags=['metadata_only', 'children'] if affected else ['metadata_only'])
+    merged = [dict(merge, job_size=None) for merge in merges]
+    return Plan([action], diff_view(existing), diff_view(None), None, domain['state'], deleted=[name] + affected,
+                merged=merged)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# rename (state=present with new_name)
+
+
+def plan_rename(params, old, old_xml, new, children_xml):
+    """Rename an external snapshot: its name lives only in libvirt's record, so this is a metadata change.
+
+    ``children_xml`` maps each direct child's name to (its XML, whether it is current).
+    """
+    new_name = params['new_name']
+    if old is None:
+        if new is not None:
+            return Plan([], diff_view(new), diff_view(new), new, None)
+        raise SnapshotError("Cannot rename snapshot '%s' to '%s': neither exists. Check the names."
+                            % (params['name'], new_name))
+    if new is not None:
+        raise SnapshotError("Cannot rename snapshot '%s' to '%s': both exist. Delete one of them first."
+                            % (params['name'], new_name))
+    if old['location'] != EXTERNAL:
+        raise SnapshotError("Cannot rename snapshot '%s': it is %s, and an internal snapshot's name is also the tag "
+                            'inside the qcow2 image that a revert loads, so libvirt would no longer find it. Take a '
+                            'new snapshot under the new name instead.' % (old['name'], old['location']))
+    actions = [Action('redefine', name=new_name, xml=with_names(old_xml, name=new_name), current=old['is_current'])]
+    for child in sorted(children_xml):
+        xml, is_current = children_xml[child]
+        actions.append(Action('redefine', name=child, xml=with_names(xml, parent=new_name), current=is_current))
+    actions.append(Action('delete', name=old['name'], flags=['metadata_only'], keeps_snapshot=False, lookup=True))
+    renamed = dict(old, name=new_name)
+    return Plan(actions, dict(diff_view(old), name=old['name']), dict(diff_view(renamed), name=new_name), renamed, None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # state=reverted
 
 
-def plan_revert(params, domain, existing, host):
+def plan_revert(params, domain, existing, host, descendants=()):
     """Revert to an existing snapshot: always a change; fails before acting where the host cannot do it."""
     if existing['location'] in (EXTERNAL, 'mixed') and not host.get('external_revert'):
         raise SnapshotError("Snapshot '%s' of domain '%s' is external, and this host (libvirt %s) cannot revert to "
                             'external snapshots: its capabilities do not advertise <externalSnapshot/> (libvirt 9.9 '
                             'and later do). Nothing was changed. Revert on a newer libvirt, or merge or delete the '
                             'snapshot instead.' % (existing['name'], domain['name'], host.get('libvirt_version')))
+    if existing['location'] == INTERNAL and descendants:
+        external = [item['name'] for item in descendants if item['location'] != INTERNAL]
+        require_force(params, external, "Reverting to internal snapshot '%s' drops the external overlays below it, "
+                                        'which' % existing['name'])
     revert_state = params.get('revert_state') or 'snapshot'
     flags = []
     warnings = []

@@ -9,18 +9,22 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: virt_snapshot
-short_description: Create, describe, update, delete and revert snapshots of libvirt domains
+short_description: Create, describe, update, rename, delete, merge and revert snapshots of libvirt domains
 version_added: 0.1.0
 description:
-  - Makes a named snapshot of a libvirt domain exist (O(state=present)), not exist (O(state=absent)), or be the
-    state the domain is reverted to (O(state=reverted)).
+  - Makes a named snapshot of a libvirt domain exist (O(state=present)), not exist (O(state=absent) discards it,
+    O(state=merged) folds an external snapshot's overlay into its base image), or be the state the domain is reverted
+    to (O(state=reverted)).
   - The snapshot name is the key. A second run with the same options reports no change, in check mode too.
   - A new snapshot of a running or paused domain includes its memory by default, so that reverting to it resumes the
     guest instead of leaving it powered off.
   - Snapshots are created atomically (libvirt's C(VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)): either every disk is
     snapshotted, or nothing changes.
   - Before anything changes, requests that cannot work fail with a message naming the disk, file or option at fault,
-    for example an internal snapshot of a raw disk or an overlay file that already exists.
+    for example an internal snapshot of a raw disk or an overlay file that already exists. The same goes for deletes
+    and merges libvirt would refuse in trees that mix internal and external snapshots.
+  - An operation that would remove or invalidate other snapshots fails unless O(force=true), and its message (and
+    the failure's C(affected) list) names them; check mode reports the same list in RV(deleted).
 author:
   - vmsnap.libvirt contributors
 extends_documentation_fragment:
@@ -40,7 +44,8 @@ attributes:
   idempotent:
     support: partial
     details:
-      - O(state=present) and O(state=absent) are idempotent.
+      - O(state=present), O(state=absent) and O(state=merged) are idempotent; a rename is done when the new name
+        exists and the old one does not.
       - O(state=reverted) always reverts and always reports a change.
 options:
   domain:
@@ -61,10 +66,17 @@ options:
     description:
       - V(present) creates the snapshot if it does not exist, and updates its O(description) if it differs.
       - V(absent) deletes it (see O(children), O(children_only), O(metadata_only)). A snapshot that does not exist is
-        left alone and reported unchanged.
+        left alone and reported unchanged. An external snapshot is deleted by libvirt, which merges its overlay (libvirt
+        9.0 and later); on older libvirt it is merged as with V(merged). Its memory file is removed.
+      - V(merged) folds an external snapshot's overlay, and every layer above it, into the image below it, then removes
+        the snapshot's record and its overlay and memory files. A running or paused domain keeps running: libvirt
+        commits the active layer and pivots to the base, and the overlay files are removed only after the pivot. A
+        shut-off domain is merged with C(qemu-img commit) and its definition updated, which needs a local O(uri). Other
+        snapshots taken on top of this one are folded too, so they need O(force=true). A snapshot that does not exist
+        is left alone and reported unchanged.
       - V(reverted) reverts the domain to the snapshot. A snapshot that does not exist is a failure.
     type: str
-    choices: [present, absent, reverted]
+    choices: [present, absent, merged, reverted]
     default: present
   description:
     description:
@@ -123,6 +135,14 @@ options:
           - Defaults to the disk's current file without its extension, then C(.<snapshot name>), as libvirt names it.
           - The file is made readable only by its owner.
         type: path
+  new_name:
+    description:
+      - With O(state=present), rename the snapshot O(name) to this name. Its children are updated to the new name.
+      - Only external snapshots can be renamed: their name lives only in libvirt's record. An internal snapshot's
+        name is also the tag inside the qcow2 image that a revert loads, so renaming one is refused.
+      - Done (no change) when O(new_name) exists and O(name) does not; a failure when both or neither exist.
+      - Cannot be combined with options that shape a new snapshot.
+    type: str
   quiesce:
     description:
       - Freeze the guest's file systems while a disk-only snapshot is taken (libvirt's C(QUIESCE)). Needs the QEMU
@@ -132,13 +152,15 @@ options:
     default: false
   children:
     description:
-      - With O(state=absent), also delete every snapshot below this one (its whole subtree).
+      - With O(state=absent), also delete every snapshot below this one (its whole subtree). Needs O(force=true) when
+        there are any.
       - Without it, only this snapshot is deleted and its children are re-parented to its parent.
     type: bool
     default: false
   children_only:
     description:
-      - With O(state=absent), keep this snapshot and delete every snapshot below it.
+      - With O(state=absent), keep this snapshot and delete every snapshot below it. Needs O(force=true) when there
+        are any.
       - Mutually exclusive with O(children).
     type: bool
     default: false
@@ -159,10 +181,20 @@ options:
     default: snapshot
   force:
     description:
-      - With O(state=reverted), revert even where libvirt considers it risky (libvirt's C(REVERT_FORCE)), for example
+      - Allow an operation that removes or invalidates other snapshots: deleting a subtree (O(children),
+        O(children_only)), merging a snapshot other snapshots were taken on top of, or reverting to an internal
+        snapshot below which external snapshots were taken (the revert drops their overlays).
+      - With O(state=reverted), also revert where libvirt considers it risky (libvirt's C(REVERT_FORCE)), for example
         when the snapshot's configuration cannot be checked against the running domain.
     type: bool
     default: false
+  merge_timeout:
+    description:
+      - With O(state=merged) (or a merge done for O(state=absent) on libvirt before 9.0), how many seconds to wait for
+        the block commit of one disk to be ready to pivot. On timeout the job is stopped, the disk stays on its
+        overlay, and nothing is lost.
+    type: float
+    default: 3600
 notes:
   - Reverting discards the domain's current state. To keep it for later examination, take a snapshot first, or use
     M(vmsnap.libvirt.virt_start_from_snapshot) with its C(preserve_current) option.
@@ -214,6 +246,19 @@ EXAMPLES = r'''
     name: before-upgrade
     state: absent
     children: true
+    force: true
+
+- name: Keep the changes made since an external snapshot and fold its overlay into the base image
+  vmsnap.libvirt.virt_snapshot:
+    domain: db01
+    name: nightly
+    state: merged
+
+- name: Rename an external snapshot
+  vmsnap.libvirt.virt_snapshot:
+    domain: db01
+    name: nightly
+    new_name: nightly-2026-11-25
 
 - name: Set the connection once for every module of the collection
   hosts: hypervisors
@@ -318,35 +363,145 @@ deleted:
   type: list
   elements: str
   sample: [before-upgrade, after-upgrade]
+merged:
+  description: What O(state=merged) merged where, one entry per disk (empty otherwise).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    disk:
+      description: The disk's target device.
+      type: str
+      sample: vda
+    top:
+      description: The layer the disk wrote to before the merge.
+      type: str
+      sample: /var/lib/libvirt/images/web01.before-upgrade
+    base:
+      description: The image the layers were merged into, which the disk uses afterwards.
+      type: str
+      sample: /var/lib/libvirt/images/web01.qcow2
+    base_format:
+      description: The base image's format.
+      type: str
+      sample: qcow2
+    overlays:
+      description: The overlay files folded into the base and removed, top first.
+      type: list
+      elements: str
+      sample: [/var/lib/libvirt/images/web01.before-upgrade]
+    job_size:
+      description: The size of the block commit job as libvirt reports it (QEMU counts bytes); V(null) in check mode
+        and for a shut-off domain.
+      type: int
+      sample: 1048576
 '''
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import execute, missing_snapshot_error
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import Runner, missing_snapshot_error
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import validate_description, validate_snapshot_name
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import plan_absent, plan_present, plan_revert
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
+    EXTERNAL,
+    chain_from_qemu_img,
+    snapshot_disk_bases,
+    validate_description,
+    validate_snapshot_name,
+)
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
+    plan_absent,
+    plan_merge,
+    plan_present,
+    plan_rename,
+    plan_revert,
+)
 
-# Options that only mean something for one state, and the value that means "not given".
+# Options that only mean something for some states: the states, and the value that means "not given".
 STATE_OPTIONS = {
-    'present': {'description': None, 'memory': None, 'location': 'auto', 'memory_file': None, 'disks': None,
-                'quiesce': False},
-    'absent': {'children': False, 'children_only': False, 'metadata_only': False},
-    'reverted': {'revert_state': 'snapshot', 'force': False},
+    'description': (('present',), None),
+    'memory': (('present',), None),
+    'location': (('present',), 'auto'),
+    'memory_file': (('present',), None),
+    'disks': (('present',), None),
+    'quiesce': (('present',), False),
+    'new_name': (('present',), None),
+    'children': (('absent',), False),
+    'children_only': (('absent',), False),
+    'metadata_only': (('absent',), False),
+    'revert_state': (('reverted',), 'snapshot'),
+    'force': (('absent', 'merged', 'reverted'), False),
 }
 
 
 def check_options(params):
     state = params['state']
-    for other, options in STATE_OPTIONS.items():
-        if other == state:
-            continue
-        given = sorted(option for option, unset in options.items() if params[option] != unset)
-        if given:
-            raise SnapshotError('%s only appl%s to state=%s, not to state=%s. Remove %s from the task.'
-                                % (', '.join(given), 'ies' if len(given) == 1 else 'y', other, state,
-                                   'it' if len(given) == 1 else 'them'))
+    for option in sorted(STATE_OPTIONS):
+        states, unset = STATE_OPTIONS[option]
+        if state not in states and params[option] != unset:
+            raise SnapshotError('%s only applies to state=%s, not to state=%s. Remove it from the task.'
+                                % (option, ' or state='.join(states), state))
     validate_snapshot_name(params['name'])
+    if params['new_name'] is not None:
+        validate_snapshot_name(params['new_name'], option='new_name')
+        creation_only = sorted(option for option in ('memory', 'memory_file', 'disks', 'quiesce', 'description')
+                               if params[option] not in (None, False)) + (
+            ['location'] if params['location'] != 'auto' else [])
+        if creation_only:
+            raise SnapshotError('new_name renames an existing snapshot; %s cannot be combined with it. Rename in '
+                                'one task, change the snapshot in another.' % ', '.join(creation_only))
     validate_description(params['description'])
+
+
+def _tree_context(module, client, dom, existing):
+    """What foreseeing a delete or merge needs: the domain (with its disks' backing chains), the snapshot's parent,
+    and the current snapshot's name."""
+    domain = client.read_domain(dom)
+    if not domain['active'] and client.is_local():
+        # libvirt records the backing chain of a shut-off domain's disks only sometimes; qemu-img knows it.
+        for disk in domain['disks']:
+            if disk['type'] == 'file' and disk['source'] and len(disk['chain']) == 1:
+                disk['chain'] = backing_chain(module, disk['source'])
+    parent = None
+    if existing['parent'] is not None:
+        parent = client.describe_snapshot(client.find_snapshot(dom, existing['parent']))
+    return domain, parent, client.current_snapshot_name(dom)
+
+
+def plan_for(module, client, dom, snap, existing, existing_xml):
+    """Read what the decision needs, once, and decide."""
+    params = module.params
+    state = params['state']
+    if state == 'present' and params['new_name'] is not None:
+        new = client.find_snapshot(dom, params['new_name'])
+        children = {}
+        if snap is not None and new is None and existing['location'] == EXTERNAL:
+            for child_name in existing['children']:
+                child = client.find_snapshot(dom, child_name)
+                children[child_name] = (client.snapshot_xml(child), client.is_current(child))
+        return plan_rename(params, existing, existing_xml, client.describe_snapshot(new) if new is not None else None,
+                           children)
+    if state == 'present':
+        if existing is not None:
+            return plan_present(params, None, existing, existing_xml, None, {})
+        host = client.host() if params['location'] == 'auto' else {}
+        return plan_present(params, client.read_domain(dom), None, None, client.current_snapshot_name(dom), host)
+    if state == 'reverted':
+        if snap is None:
+            raise missing_snapshot_error(client, dom, params['name'], 'revert to')
+        domain = {'name': params['domain'], 'state': client.domain_state(dom)}
+        host = client.host() if existing['location'] != 'internal' else {}
+        descendants = client.describe_descendants(snap) if existing['children'] else []
+        return plan_revert(params, domain, existing, host, descendants)
+    if snap is None:
+        return plan_absent(params, None, [])
+    descendants = client.describe_descendants(snap) if existing['children'] else []
+    if params['metadata_only'] or params['children'] or params['children_only']:
+        return plan_absent(params, existing, descendants)
+    domain, parent, current = _tree_context(module, client, dom, existing)
+    bases = snapshot_disk_bases(existing_xml)
+    if state == 'merged':
+        return plan_merge(params, domain, existing, bases, descendants, current, client.is_local())
+    return plan_absent(params, existing, descendants, domain, bases, parent, current, client.host(),
+                       client.is_local())
 
 
 def manage(module, client):
@@ -354,47 +509,51 @@ def manage(module, client):
     check_options(params)
     dom = client.domain(params['domain'])
     snap = client.find_snapshot(dom, params['name'])
-    existing = client.describe_snapshot(snap) if snap is not None else None
-
-    if params['state'] == 'present':
-        if existing is None:
-            domain = client.read_domain(dom)
-            host = client.host() if params['location'] == 'auto' else {}
-            plan = plan_present(params, domain, None, None, client.current_snapshot_name(dom), host)
-        else:
-            plan = plan_present(params, None, existing, client.snapshot_xml(snap), None, {})
-    elif params['state'] == 'absent':
-        wants_subtree = params['children'] or params['children_only']
-        descendants = client.descendant_names(snap) if snap is not None and wants_subtree else []
-        plan = plan_absent(params, existing, descendants)
-    else:
-        if snap is None:
-            raise missing_snapshot_error(client, dom, params['name'], 'revert to')
-        domain = {'name': params['domain'], 'state': client.domain_state(dom)}
-        host = client.host() if existing['location'] != 'internal' else {}
-        plan = plan_revert(params, domain, existing, host)
+    existing_xml = client.snapshot_xml(snap) if snap is not None else None
+    existing = client.describe_snapshot(snap, existing_xml) if snap is not None else None
+    plan = plan_for(module, client, dom, snap, existing, existing_xml)
 
     for warning in plan.warnings:
         module.warn(warning)
     if plan.changed and not module.check_mode:
-        snap = execute(client, dom, snap, plan)
+        runner = Runner(client, dom, command=qemu_img(module), merge_timeout=params['merge_timeout'])
+        snap = runner.execute(snap, plan)
         snapshot = client.describe_snapshot(snap) if snap is not None else None
         domain_state = client.domain_state(dom)
     else:
         snapshot = plan.snapshot
         domain_state = plan.domain_state or client.domain_state(dom)
 
-    result = dict(changed=plan.changed, snapshot=snapshot, domain_state=domain_state, deleted=plan.deleted)
+    result = dict(changed=plan.changed, snapshot=snapshot, domain_state=domain_state, deleted=plan.deleted,
+                  merged=plan.merged)
     if module._diff:
         result['diff'] = dict(before=plan.before, after=plan.after)
     return result
+
+
+def backing_chain(module, path):
+    rc, out, err = qemu_img(module)(['info', '--backing-chain', '--output=json', '-U', path])
+    if rc != 0:
+        raise SnapshotError("qemu-img could not read the backing chain of '%s': %s" % (path, (err or '').strip()))
+    return chain_from_qemu_img(out)
+
+
+def qemu_img(module):
+    """Run qemu-img without a shell, for merges of shut-off domains."""
+    def run(args):
+        path = module.get_bin_path('qemu-img')
+        if path is None:
+            raise SnapshotError('qemu-img is needed to merge a shut-off domain, but it is not installed on this host '
+                                '(Debian/Ubuntu: qemu-utils, Fedora/RHEL: qemu-img).')
+        return module.run_command([path] + args)
+    return run
 
 
 def main():
     argument_spec = _common.argument_spec(
         domain=dict(type='str', required=True, aliases=['guest']),
         name=dict(type='str', required=True, aliases=['snapshot']),
-        state=dict(type='str', default='present', choices=['present', 'absent', 'reverted']),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'merged', 'reverted']),
         description=dict(type='str'),
         memory=dict(type='bool'),
         location=dict(type='str', default='auto', choices=['auto', 'internal', 'external']),
@@ -405,11 +564,13 @@ def main():
             file=dict(type='path'),
         )),
         quiesce=dict(type='bool', default=False),
+        new_name=dict(type='str'),
         children=dict(type='bool', default=False),
         children_only=dict(type='bool', default=False),
         metadata_only=dict(type='bool', default=False),
         revert_state=dict(type='str', default='snapshot', choices=['snapshot', 'running', 'paused']),
         force=dict(type='bool', default=False),
+        merge_timeout=dict(type='float', default=3600),
     )
     module = _common.new_module(argument_spec, supports_check_mode=True,
                                 mutually_exclusive=[('children', 'children_only')])
