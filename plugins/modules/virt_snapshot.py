@@ -18,7 +18,7 @@ description:
   - The snapshot name is the key. A second run with the same options reports no change, in check mode too.
   - A new snapshot of a running or paused domain includes its memory by default, so that reverting to it resumes the
     guest instead of leaving it powered off.
-  - Snapshots are created atomically (libvirt's C(VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)): either every disk is
+  - Snapshots are created atomically (libvirt's C(VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)); either every disk is
     snapshotted, or nothing changes.
   - Before anything changes, requests that cannot work fail with a message naming the disk, file or option at fault,
     for example an internal snapshot of a raw disk or an overlay file that already exists. The same goes for deletes
@@ -69,7 +69,7 @@ options:
         left alone and reported unchanged. An external snapshot is deleted by libvirt, which merges its overlay (libvirt
         9.0 and later); on older libvirt it is merged as with V(merged). Its memory file is removed.
       - V(merged) folds an external snapshot's overlay, and every layer above it, into the image below it, then removes
-        the snapshot's record and its overlay and memory files. A running or paused domain keeps running: libvirt
+        the snapshot's record and its overlay and memory files. A running or paused domain keeps running; libvirt
         commits the active layer and pivots to the base, and the overlay files are removed only after the pivot. A
         shut-off domain is merged with C(qemu-img commit) and its definition updated, which needs a local O(uri). Other
         snapshots taken on top of this one are folded too, so they need O(force=true). A snapshot that does not exist
