@@ -138,7 +138,7 @@ options:
   new_name:
     description:
       - With O(state=present), rename the snapshot O(name) to this name. Its children are updated to the new name.
-      - Only external snapshots can be renamed: their name lives only in libvirt's record. An internal snapshot's
+      - Only external snapshots can be renamed, because their name lives only in libvirt's record. An internal snapshot's
         name is also the tag inside the qcow2 image that a revert loads, so renaming one is refused.
       - Done (no change) when O(new_name) exists and O(name) does not; a failure when both or neither exist.
       - Cannot be combined with options that shape a new snapshot.
