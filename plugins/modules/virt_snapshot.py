@@ -181,7 +181,7 @@ options:
     default: snapshot
   force:
     description:
-      - Allow an operation that removes or invalidates other snapshots: deleting a subtree (O(children),
+      - Allow an operation that removes or invalidates other snapshots, namely deleting a subtree (O(children),
         O(children_only)), merging a snapshot other snapshots were taken on top of, or reverting to an internal
         snapshot below which external snapshots were taken (the revert drops their overlays).
       - With O(state=reverted), also revert where libvirt considers it risky (libvirt's C(REVERT_FORCE)), for example
