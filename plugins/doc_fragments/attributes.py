@@ -10,6 +10,14 @@ class ModuleDocFragment(object):
     # Attributes every vmsnap.libvirt module shares. Modules add check_mode, diff_mode and idempotent themselves.
     DOCUMENTATION = r'''
 attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  idempotent:
+    description:
+      - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+      - This assumes that the system controlled/queried by the module has not changed in a relevant way.
   action_group:
     description: Use C(group/vmsnap.libvirt.libvirt) in C(module_defaults) to set the connection options once.
     support: full

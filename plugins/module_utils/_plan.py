@@ -268,7 +268,7 @@ def choose_location(domain, requested, host):
 
 def _describe_disks(disks):
     return ', '.join("disk '%s' (%s%s)" % (disk['name'], disk['format'] or disk['type'],
-                                            ' ' + disk['source'] if disk['source'] else '') for disk in disks)
+                                           ' ' + disk['source'] if disk['source'] else '') for disk in disks)
 
 
 def _wrong_disks_message(domain, wrong_internal, wrong_external):

@@ -26,7 +26,7 @@ description:
   - An operation that would remove or invalidate other snapshots fails unless O(force=true), and its message (and
     the failure's C(affected) list) names them; check mode reports the same list in RV(deleted).
 author:
-  - vmsnap.libvirt contributors
+  - vmsnap.libvirt contributors (@vmsnap)
 extends_documentation_fragment:
   - vmsnap.libvirt.connection
   - vmsnap.libvirt.attributes
