@@ -131,7 +131,9 @@ class Client:
         """Whether the uri names this host, so files libvirt creates are visible here."""
         match = re.match(r'^[^:]+://([^/]*)', self.uri)
         authority = match.group(1) if match else ''
-        host = authority.rsplit('@', 1)[-1].split(':', 1)[0]
+        host_port = authority.rsplit('@', 1)[-1]
+        # An IPv6 address is bracketed and full of colons: the port comes after the ']'.
+        host = host_port.split(']', 1)[0] + ']' if host_port.startswith('[') else host_port.split(':', 1)[0]
         return host in ('', 'localhost', '127.0.0.1', '[::1]')
 
     def close(self):
