@@ -61,5 +61,7 @@ demo: setup ## run hacking/demo.sh (when it exists) with the staged collection a
 clean: ## remove the staged collection (.build)
 	rm -rf .build
 
-cleanup-domains: ## destroy every throwaway domain vmsnap_testctl created (and only those)
-	$(TESTCTL) cleanup
+# PREFIX=vmsnap-it-abcd1234- limits it to one run's domains; without it, every domain with our marker goes, including
+# those of a test run going on in parallel.
+cleanup-domains: ## destroy the throwaway domains vmsnap_testctl created (and only those), optionally PREFIX=...
+	$(TESTCTL) cleanup $(if $(PREFIX),--prefix '$(PREFIX)')
