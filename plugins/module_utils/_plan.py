@@ -208,6 +208,15 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
     if kind == 'none':
         raise SnapshotError("Nothing to snapshot on domain '%s': every disk is excluded and memory is not saved. "
                             'Include at least one disk.' % domain['name'])
+    if kind == INTERNAL:
+        # libvirt refuses it ("disk 'vdb' must use snapshot mode 'internal'"), running or shut off.
+        left_out = ["disk '%s'" % disk['name'] for disk in domain['disks']
+                    if snapshot_candidate(disk) and (requested.get(disk['name']) or {}).get('snapshot') == NO]
+        if left_out:
+            raise SnapshotError("libvirt cannot leave %s out of an internal snapshot of domain '%s': every writable "
+                                "disk takes part unless the domain definition marks it snapshot='no'. Set location: "
+                                'external, or mark the disk in the domain definition.'
+                                % (', '.join(left_out), domain['name']))
     _check_files(files, path_exists)
 
     disk_only = memory_kind == NO and EXTERNAL in [disk['snapshot'] for disk in disks]

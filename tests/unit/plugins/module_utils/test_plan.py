@@ -147,9 +147,17 @@ def test_location_auto_refuses_naming_the_disks(host, disks, fragments):
 
 def test_location_auto_ignores_disks_left_out():
     plan = plan_create(present(disks=[{'name': 'vdb', 'snapshot': 'no', 'file': None}]),
-                       domain('running', qcow2('vda'), raw('vdb')))
-    assert plan.snapshot['disks'] == [{'name': 'vda', 'snapshot': 'internal', 'file': None},
+                       domain('running', qcow2('vda'), network('vdb')), HOST_11_3)
+    assert plan.snapshot['disks'] == [{'name': 'vda', 'snapshot': 'external', 'file': '/images/web01-vda.snap'},
                                       {'name': 'vdb', 'snapshot': 'no', 'file': None}]
+
+
+def test_internal_snapshot_leaves_out_disks_the_domain_marks_snapshot_no():
+    marked = block('sda').replace("<disk type='block'", "<disk type='block' snapshot='no'")
+    plan = plan_create(present(), domain('running', qcow2('vda'), marked, EMPTY_CDROM))
+    assert plan.snapshot['disks'] == [{'name': 'vda', 'snapshot': 'internal', 'file': None},
+                                      {'name': 'sda', 'snapshot': 'no', 'file': None},
+                                      {'name': 'hdc', 'snapshot': 'no', 'file': None}]
 
 
 @pytest.mark.parametrize('kind', ['internal', 'external'])
@@ -216,6 +224,15 @@ def test_location_auto_follows_disks_that_all_say_the_same(kind):
      domain('running', qcow2('vda'), EMPTY_CDROM), nothing_exists,
      "Disk 'hdc' of domain 'web01' cannot be snapshotted: it is a read-only drive without media. "
      'Set its snapshot to no.'),
+    # libvirt refuses to leave a writable disk out of an internal snapshot, running or shut off
+    (present(disks=[{'name': 'vdb', 'snapshot': 'no', 'file': None}]), domain('running', qcow2('vda'), raw('vdb')),
+     nothing_exists,
+     "libvirt cannot leave disk 'vdb' out of an internal snapshot of domain 'web01': every writable disk takes part "
+     "unless the domain definition marks it snapshot='no'. Set location: external, or mark the disk in the domain "
+     'definition.'),
+    (present(location='internal', disks=[{'name': 'vdb', 'snapshot': 'no', 'file': None}]),
+     domain('shutoff', qcow2('vda'), qcow2('vdb')), nothing_exists,
+     "libvirt cannot leave disk 'vdb' out of an internal snapshot of domain 'web01'"),
     # nothing left to snapshot
     (present(disks=[{'name': 'vda', 'snapshot': 'no', 'file': None}]), domain('shutoff', qcow2('vda')),
      nothing_exists, "Nothing to snapshot on domain 'web01': every disk is excluded and memory is not saved."),
