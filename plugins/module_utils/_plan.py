@@ -27,6 +27,8 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     default_overlay_path,
     diff_view,
     location_of,
+    parse_snapshot,
+    parse_xml,
     snapshot_candidate,
     with_description,
     with_names,
@@ -480,6 +482,40 @@ def plan_merge(params, domain, existing, bases, descendants, current_name, local
     merged = [dict(merge, job_size=None) for merge in merges]
     return Plan([action], diff_view(existing), diff_view(None), None, domain['state'], deleted=[name] + affected,
                 merged=merged)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# redefine (state=present with xml and redefine=true)
+
+# What makes a snapshot record the same as another: everything but the links libvirt derives (children, current).
+REDEFINE_FIELDS = ('description', 'state', 'creation_time', 'parent', 'location', 'memory', 'disks')
+
+
+def plan_redefine(params, domain_name, existing):
+    """Re-create libvirt's record of a snapshot from its XML, as virt_snapshot_info exported it.
+
+    An existing snapshot whose record matches the XML is left alone; one that differs is redefined (libvirt checks
+    that the change is compatible). ``current`` makes the snapshot the domain's current one; without it the marker
+    stays where it is.
+    """
+    root = parse_xml(params['xml'], 'the xml option')
+    if root.tag != 'domainsnapshot':
+        raise SnapshotError('xml must be snapshot XML (a <domainsnapshot> element, as virt_snapshot_info returns it '
+                            'with include_xml: true); it is a <%s> element.' % root.tag)
+    defined = parse_snapshot(params['xml'], domain_name)
+    if defined['name'] != params['name']:
+        raise SnapshotError("The xml defines snapshot %r, but name is %r. Set name to the name in the XML (a redefine "
+                            'cannot rename; use new_name for that).' % (defined['name'], params['name']))
+    current = bool(params.get('current'))
+    if existing is not None:
+        same = all(existing[field] == defined[field] for field in REDEFINE_FIELDS)
+        if same and (existing['is_current'] or not current):
+            return Plan([], diff_view(existing), diff_view(existing), existing, None)
+        predicted = dict(defined, children=list(existing['children']), is_current=existing['is_current'] or current)
+    else:
+        predicted = dict(defined, is_current=current)
+    action = Action('redefine', name=params['name'], xml=params['xml'], current=current)
+    return Plan([action], diff_view(existing), diff_view(predicted), predicted, None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

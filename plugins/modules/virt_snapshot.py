@@ -46,6 +46,7 @@ attributes:
     details:
       - O(state=present), O(state=absent) and O(state=merged) are idempotent; a rename is done when the new name
         exists and the old one does not.
+      - A redefine (O(redefine=true)) leaves a snapshot alone when its record already matches O(xml).
       - O(state=reverted) always reverts and always reports a change.
 options:
   domain:
@@ -143,6 +144,33 @@ options:
       - Done (no change) when O(new_name) exists and O(name) does not; a failure when both or neither exist.
       - Cannot be combined with options that shape a new snapshot.
     type: str
+  xml:
+    description:
+      - The full XML of a snapshot, as M(vmsnap.libvirt.virt_snapshot_info) returns it with
+        O(vmsnap.libvirt.virt_snapshot_info#module:include_xml=true), to re-create libvirt's record of a snapshot whose
+        data still exists (after the domain was undefined and defined again, or moved to another host with its disks).
+      - Needs O(redefine=true) and O(state=present). The name in the XML must equal O(name). Cannot be combined with
+        options that shape a new snapshot, nor with O(new_name).
+      - A snapshot's parent must exist before it can be redefined, so redefine a domain's snapshots parents first (the
+        order in which M(vmsnap.libvirt.virt_snapshot_info) lists them).
+      - The XML can hold secrets of the recorded domain definition; use C(no_log) on the task where that matters.
+    type: str
+  redefine:
+    description:
+      - Re-create (or update) libvirt's record of the snapshot from O(xml) (libvirt's C(REDEFINE)). No data is
+        written; the snapshot's data (inside the qcow2 images, or its overlay and memory files) must still be there
+        for a later revert to work.
+      - When the snapshot exists with the same description, state, creation time, parent, memory and disks as O(xml),
+        nothing changes.
+    type: bool
+    default: false
+  current:
+    description:
+      - With O(redefine=true), make the snapshot the domain's current snapshot (libvirt's C(REDEFINE_CURRENT)).
+      - V(false) leaves the current marker where it is. To restore exported snapshots faithfully, pass each one's
+        C(is_current) from M(vmsnap.libvirt.virt_snapshot_info).
+    type: bool
+    default: false
   quiesce:
     description:
       - Freeze the guest's file systems while a disk-only snapshot is taken (libvirt's C(QUIESCE)). Needs the QEMU
@@ -259,6 +287,23 @@ EXAMPLES = r'''
     domain: db01
     name: nightly
     new_name: nightly-2026-11-25
+
+- name: Export the snapshot metadata of a domain
+  vmsnap.libvirt.virt_snapshot_info:
+    domain: web01
+    include_xml: true
+  register: exported
+
+- name: Re-create it after the domain was undefined and defined again (parents first, the current marker restored)
+  vmsnap.libvirt.virt_snapshot:
+    domain: web01
+    name: "{{ item.name }}"
+    xml: "{{ item.xml }}"
+    redefine: true
+    current: "{{ item.is_current }}"
+  loop: "{{ exported.domains[0].snapshots }}"
+  loop_control:
+    label: "{{ item.name }}"
 
 - name: Set the connection once for every module of the collection
   hosts: hypervisors
@@ -411,6 +456,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
     plan_absent,
     plan_merge,
     plan_present,
+    plan_redefine,
     plan_rename,
     plan_revert,
 )
@@ -424,6 +470,9 @@ STATE_OPTIONS = {
     'disks': (('present',), None),
     'quiesce': (('present',), False),
     'new_name': (('present',), None),
+    'xml': (('present',), None),
+    'redefine': (('present',), False),
+    'current': (('present',), False),
     'children': (('absent',), False),
     'children_only': (('absent',), False),
     'metadata_only': (('absent',), False),
@@ -448,7 +497,26 @@ def check_options(params):
         if creation_only:
             raise SnapshotError('new_name renames an existing snapshot; %s cannot be combined with it. Rename in '
                                 'one task, change the snapshot in another.' % ', '.join(creation_only))
+    check_redefine_options(params)
     validate_description(params['description'])
+
+
+def check_redefine_options(params):
+    if params['redefine'] and params['xml'] is None:
+        raise SnapshotError('redefine re-creates a snapshot from its XML; give the XML in xml (as '
+                            'vmsnap.libvirt.virt_snapshot_info returns it with include_xml: true).')
+    if params['xml'] is not None and not params['redefine']:
+        raise SnapshotError('xml is only used to redefine a snapshot whose data still exists; set redefine: true.')
+    if params['current'] and not params['redefine']:
+        raise SnapshotError('current marks a redefined snapshot as current; it needs redefine: true and xml.')
+    if params['redefine']:
+        shaping = sorted(option for option in ('memory', 'memory_file', 'disks', 'description', 'new_name')
+                         if params[option] is not None) + (['quiesce'] if params['quiesce'] else []) + (
+            ['location'] if params['location'] != 'auto' else [])
+        if shaping:
+            raise SnapshotError('redefine takes everything from xml; %s cannot be combined with it. Change the XML '
+                                'instead, or redefine in one task and change the snapshot in another.'
+                                % ', '.join(shaping))
 
 
 def _tree_context(module, client, dom, existing):
@@ -470,6 +538,8 @@ def plan_for(module, client, dom, snap, existing, existing_xml):
     """Read what the decision needs, once, and decide."""
     params = module.params
     state = params['state']
+    if state == 'present' and params['redefine']:
+        return plan_redefine(params, dom.name(), existing)
     if state == 'present' and params['new_name'] is not None:
         new = client.find_snapshot(dom, params['new_name'])
         children = {}
@@ -565,6 +635,9 @@ def main():
         )),
         quiesce=dict(type='bool', default=False),
         new_name=dict(type='str'),
+        xml=dict(type='str'),
+        redefine=dict(type='bool', default=False),
+        current=dict(type='bool', default=False),
         children=dict(type='bool', default=False),
         children_only=dict(type='bool', default=False),
         metadata_only=dict(type='bool', default=False),
