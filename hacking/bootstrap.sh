@@ -80,7 +80,8 @@ install_offline_pip_bootstrap() {
         'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py"))')
     pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',\$/\1/p" "$requirements_py")
     [[ $pip_version =~ ^[0-9]+(\.[0-9]+)*$ ]] || die "cannot find ansible-test's pip version in $requirements_py"
-    cache="$HOME/.ansible/test/cache"
+    # ansible-test looks under ~ (expanduser: $HOME, else the password database)
+    cache="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.ansible/test/cache"
     script="$cache/get_pip_${pip_version//./_}.py"
     wheel="$cache/pip-$pip_version-py3-none-any.whl"
     mkdir -p "$cache"
