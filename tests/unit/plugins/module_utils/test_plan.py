@@ -59,11 +59,11 @@ def present(**options):
     return params
 
 
-def plan_create(params, dom, host=HOST_9_0, path_exists=nothing_exists, current_name=None):
-    return _plan.plan_present(params, dom, None, None, current_name, host, path_exists)
+def plan_create(params, dom, host=None, path_exists=nothing_exists, current_name=None):
+    return _plan.plan_present(params, dom, None, None, current_name, HOST_9_0 if host is None else host, path_exists)
 
 
-def refusal(params, dom, host=HOST_9_0, path_exists=nothing_exists):
+def refusal(params, dom, host=None, path_exists=nothing_exists):
     with pytest.raises(SnapshotError) as caught:
         plan_create(params, dom, host, path_exists)
     return caught.value.msg

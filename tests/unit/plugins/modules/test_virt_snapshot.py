@@ -13,6 +13,7 @@ __metaclass__ = type
 import libvirt
 import pytest
 
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model
 from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
 
 UNREACHABLE_URI = 'qemu:///system?socket=/nonexistent/vmsnap-unit.sock'
@@ -45,12 +46,7 @@ def failed(result):
 
 def description_of(testhost, domain, name):
     xml = testhost.conn.lookupByName(domain).snapshotLookupByName(name, 0).getXMLDesc(0)
-    return virt_snapshot_model().parse_snapshot(xml, domain)['description']
-
-
-def virt_snapshot_model():
-    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model
-    return _model
+    return _model.parse_snapshot(xml, domain)['description']
 
 
 # -- create, idempotency, check mode ----------------------------------------------------------------------------------
