@@ -39,7 +39,8 @@ MEMORY_STATES = ('running', 'blocked', 'paused')
 
 
 class Action:
-    """One change to make: ``kind`` is create, redefine, delete or revert; ``params`` what it needs."""
+    """One change to make: ``kind`` is create, redefine, delete, merge, revert, resume, suspend, wait or record_start;
+    ``params`` what it needs."""
 
     def __init__(self, kind, **params):
         self.kind = kind
@@ -192,7 +193,7 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
         if memory_kind == EXTERNAL:
             memory_file = params.get('memory_file') or default_memory_path(domain, name)
             files.append(('memory file', memory_file))
-    elif domain['state'] in MEMORY_STATES and INTERNAL in [disk['snapshot'] for disk in disks]:
+    elif domain['active'] and INTERNAL in [disk['snapshot'] for disk in disks]:
         raise SnapshotError("An internal snapshot of the running domain '%s' must include its memory (libvirt refuses "
                             'otherwise). Leave memory unset or set memory: true, or set location: external for a '
                             'disk-only snapshot.' % domain['name'])
@@ -273,8 +274,9 @@ def choose_location(domain, requested, host):
         reason += (', and this host (libvirt %s) cannot revert external snapshots (libvirt 9.9 and later can)'
                    % host.get('libvirt_version', 'unknown'))
     raise SnapshotError("location=auto found no kind of snapshot that suits every disk of domain '%s': %s. Set "
-                        'location: external to take an external snapshot anyway (it can be merged or deleted), or '
-                        'leave a disk out with disks: [{name: DISK, snapshot: "no"}].' % (domain['name'], reason))
+                        'location: external to take an external snapshot anyway (it can be merged or deleted); an '
+                        'external snapshot can also leave a disk out with disks: [{name: DISK, snapshot: "no"}].'
+                        % (domain['name'], reason))
 
 
 def _describe_disks(disks):
@@ -290,8 +292,13 @@ def _wrong_disks_message(domain, wrong_internal, wrong_external):
     if wrong_external:
         parts.append('%s cannot take an external snapshot: the overlay must be a local file or block device'
                      % _describe_disks(wrong_external))
-    return ("Cannot snapshot domain '%s': %s. Choose the other location, or leave the disk out with "
-            'disks: [{name: DISK, snapshot: "no"}].' % (domain['name'], '; '.join(parts)))
+    if wrong_external:
+        way_out = ('Leave the disk out of the external snapshot with disks: [{name: DISK, snapshot: "no"}], or use '
+                   'location: internal if every disk is qcow2.')
+    else:
+        way_out = ('Use location: external, which can also leave a disk out with disks: [{name: DISK, '
+                   'snapshot: "no"}]; libvirt cannot leave a writable disk out of an internal snapshot.')
+    return "Cannot snapshot domain '%s': %s. %s" % (domain['name'], '; '.join(parts), way_out)
 
 
 def _check_files(files, path_exists):
@@ -338,7 +345,8 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
             return Plan([], diff_view(existing), diff_view(existing), existing, None)
         require_force(params, names, "Deleting the snapshots below '%s'" % existing['name'])
         flags.append('children_only')
-        after = dict(existing, children=[])
+        # When the current snapshot is among those deleted, libvirt makes the kept snapshot current.
+        after = dict(existing, children=[], is_current=existing['is_current'] or current_name in names)
         action = Action('delete', name=existing['name'], flags=flags, keeps_snapshot=True,
                         remove_files=_memory_files(params, descendants))
         return Plan([action], diff_view(existing), diff_view(after), after, None, deleted=names)
@@ -588,3 +596,131 @@ def plan_revert(params, domain, existing, host, descendants=()):
     after = dict(diff_view(reverted), domain_state=state_after)
     action = Action('revert', name=existing['name'], flags=flags)
     return Plan([action], before, after, reverted, state_after, warnings=warnings)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# virt_start_from_snapshot
+
+
+# The domain states that count as each state a domain can be started in ('blocked' runs, waiting for a resource).
+START_STATES = {'running': ('running', 'blocked'), 'paused': ('paused',)}
+
+
+class StartPlan(Plan):
+    """A Plan that starts a domain from a snapshot; it also predicts the preserved snapshot and the domain's ID."""
+
+    def __init__(self, actions, before, after, snapshot, domain_state, preserved, domain_id, warnings=None):
+        super(StartPlan, self).__init__(actions, before, after, snapshot, domain_state, warnings=warnings)
+        self.preserved = preserved
+        self.domain_id = domain_id
+
+
+def started_from(domain):
+    """The domain's start record if it describes the domain as it runs now (the same ID), else None."""
+    record = domain.get('start_record')
+    if record is None or domain['id'] is None or record['domain_id'] != domain['id']:
+        return None
+    return record
+
+
+def _start_view(domain_state, started_name, preserved):
+    return {'domain_state': domain_state, 'started_from': started_name, 'preserved': preserved}
+
+
+def plan_start(params, domain, target, preserved, current_name, host, descendants=(), path_exists=os.path.exists):
+    """Start the domain from snapshot ``target`` in params['state'], saving its current state first as the snapshot
+    params['preserve_current'] when asked.
+
+    ``domain`` is parse_domain's dict (with the domain's ID and start record), ``preserved`` the existing snapshot named
+    preserve_current (or None), ``current_name`` the current snapshot (the parent a preserved snapshot gets), and
+    ``descendants`` the snapshots below ``target``. A domain that was started from ``target`` and still runs under the
+    ID it got then is left as it is (only resumed or paused to match the state asked for); starting any other running
+    or paused domain would lose its state, so that needs force or preserve_current.
+    """
+    name = target['name']
+    wanted = params.get('state') or 'running'
+    preserve = params.get('preserve_current')
+    record = started_from(domain)
+    before = _start_view(domain['state'], record['snapshot'] if record else None,
+                         diff_view(preserved) if preserve else None)
+
+    if record is not None and record['snapshot'] == name:
+        kept = preserved if preserve and record['preserved'] == preserve else None
+        if domain['state'] in START_STATES[wanted]:
+            return StartPlan([], before, before, target, domain['state'], kept, domain['id'])
+        if domain['state'] in START_STATES['running'] + START_STATES['paused']:
+            actions = [Action('resume' if wanted == 'running' else 'suspend'), _wait_action(params, name, wanted)]
+            return StartPlan(actions, before, dict(before, domain_state=wanted), target, wanted, kept, domain['id'])
+
+    revert = plan_revert({'revert_state': wanted, 'force': params.get('force'), 'reset_nvram': params.get('reset_nvram')},
+                         domain, target, host, descendants)
+    if domain['id'] is not None and not params.get('force') and not preserve:
+        raise SnapshotError(_would_lose_message(domain, name), domain_state=domain['state'], domain_id=domain['id'])
+    actions = []
+    started = revert.snapshot
+    saved = None
+    if preserve:
+        if preserved is not None:
+            raise SnapshotError(_preserve_exists_message(domain, preserve))
+        keep = _plan_preserve(preserve, domain, name, current_name, host, path_exists)
+        actions.extend(keep.actions)
+        # The revert makes the target current; a snapshot taken while the target was current is its child.
+        saved = dict(keep.snapshot, is_current=False)
+        if current_name == name:
+            started = dict(started, children=sorted(started['children'] + [preserve]))
+    actions.extend(revert.actions)
+    actions.append(_wait_action(params, name, wanted))
+    actions.append(Action('record_start', snapshot=name, preserved=preserve))
+    after = _start_view(wanted, name, diff_view(saved) if preserve else None)
+    # libvirt gives the domain a new ID when it starts it, so no ID can be predicted.
+    return StartPlan(actions, before, after, started, wanted, saved, None, warnings=revert.warnings)
+
+
+def _wait_action(params, name, wanted):
+    timeout = params.get('wait')
+    return Action('wait', snapshot=name, states=START_STATES[wanted], timeout=60 if timeout is None else timeout)
+
+
+def _plan_preserve(preserve, domain, name, current_name, host, path_exists):
+    """Snapshot the current state (with memory if the domain runs or is paused), as virt_snapshot would by default."""
+    params = {
+        'name': preserve,
+        'description': "The state of domain '%s' (%s) before vmsnap.libvirt.virt_start_from_snapshot started it from "
+                       "snapshot '%s'." % (domain['name'], domain['state'], name),
+        'memory': None,
+        'location': 'auto',
+    }
+    try:
+        return plan_present(params, domain, None, None, current_name, host, path_exists)
+    except SnapshotError as exc:
+        raise SnapshotError("Cannot save the current state of domain '%s' as snapshot '%s' (preserve_current), so it "
+                            "was not started from snapshot '%s'. Nothing was changed. %s"
+                            % (domain['name'], preserve, name, exc.msg), **exc.details)
+
+
+def _would_lose_message(domain, name):
+    history = ''
+    record = domain.get('start_record')
+    if record is not None and record['snapshot'] == name:
+        history = ("It was started from that snapshot before (as ID %s), but it has been restarted since. "
+                   % record['domain_id'])
+    elif started_from(domain) is not None:
+        history = "It was started from snapshot '%s'. " % record['snapshot']
+    return ("Domain '%s' is %s (ID %s), so starting it from snapshot '%s' would discard its current state: the memory "
+            'of the %s guest and everything written to its disks since that snapshot. %sNothing was changed. Set '
+            'preserve_current: NAME to save that state first as a snapshot (with its memory) that can be examined or '
+            'reverted to later, or set force: true to discard it.'
+            % (domain['name'], domain['state'], domain['id'], name, domain['state'], history))
+
+
+def _preserve_exists_message(domain, preserve):
+    record = domain.get('start_record')
+    holds = ''
+    if record is not None and record['preserved'] == preserve:
+        holds = (" (it holds the state the domain had before it was started from snapshot '%s' earlier)"
+                 % record['snapshot'])
+    return ("preserve_current names snapshot '%s' of domain '%s', which already exists%s, so the current state cannot "
+            "be saved in it. Nothing was changed. Choose a new preserve_current name (for example with the date and "
+            "time in it), or delete snapshot '%s' if it is no longer needed. If it already holds the state to keep (an "
+            'earlier run saved it and then failed to start the domain), run the task without preserve_current%s.'
+            % (preserve, domain['name'], holds, preserve, ' and with force: true' if domain['id'] is not None else ''))

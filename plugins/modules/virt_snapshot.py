@@ -84,7 +84,8 @@ options:
       - Description of the snapshot. Set when the snapshot is created.
       - If the snapshot exists with another description, it is updated in place (libvirt's redefine) and the task
         reports a change. An empty string removes the description. When not set, an existing description is kept.
-      - Only with O(state=present).
+      - Any text XML can carry, except carriage returns (libvirt would turn them into newlines, so the description
+        could never match). Only with O(state=present).
     type: str
   memory:
     description:
@@ -252,11 +253,11 @@ EXAMPLES = r'''
     memory: false
     quiesce: true
 
-- name: Leave the scratch disk out of an internal snapshot
+- name: Leave the scratch disk out of an external snapshot
   vmsnap.libvirt.virt_snapshot:
     domain: build01
     name: clean
-    location: internal
+    location: external
     disks:
       - name: vdb
         snapshot: "no"
@@ -565,7 +566,8 @@ def plan_for(module, client, dom, snap, existing, existing_xml):
         return plan_absent(params, None, [])
     descendants = client.describe_descendants(snap) if existing['children'] else []
     if params['metadata_only'] or params['children'] or params['children_only']:
-        return plan_absent(params, existing, descendants)
+        current = client.current_snapshot_name(dom) if params['children_only'] and descendants else None
+        return plan_absent(params, existing, descendants, current_name=current)
     domain, parent, current = _tree_context(module, client, dom, existing)
     bases = snapshot_disk_bases(existing_xml)
     if state == 'merged':

@@ -173,12 +173,13 @@ def test_location_auto_follows_disks_that_all_say_the_same(kind):
     # raw + internal
     (present(location='internal'), domain('running', qcow2('vda'), raw('vdb')), nothing_exists,
      "Cannot snapshot domain 'web01': disk 'vdb' (raw /images/web01-vdb.img) cannot take an internal snapshot: "
-     'internal snapshots live inside qcow2 images. Choose the other location, or leave the disk out with '
-     'disks: [{name: DISK, snapshot: "no"}].'),
+     'internal snapshots live inside qcow2 images. Use location: external, which can also leave a disk out with '
+     'disks: [{name: DISK, snapshot: "no"}]; libvirt cannot leave a writable disk out of an internal snapshot.'),
     # network + external
     (present(location='external'), domain('running', qcow2('vda'), network('vdb')), nothing_exists,
      "Cannot snapshot domain 'web01': disk 'vdb' (raw rbd:pool/vdb) cannot take an external snapshot: the overlay "
-     'must be a local file or block device.'),
+     'must be a local file or block device. Leave the disk out of the external snapshot with disks: [{name: DISK, '
+     'snapshot: "no"}], or use location: internal if every disk is qcow2.'),
     # memory on a shut-off domain
     (present(memory=True), domain('shutoff', qcow2('vda')), nothing_exists,
      "Domain 'web01' is shutoff, so it has no memory state to save. Leave memory unset or set memory: false for a "
@@ -188,6 +189,9 @@ def test_location_auto_follows_disks_that_all_say_the_same(kind):
      "An internal snapshot of the running domain 'web01' must include its memory (libvirt refuses otherwise). Leave "
      'memory unset or set memory: true, or set location: external for a disk-only snapshot.'),
     (present(memory=False), domain('paused', qcow2('vda')), nothing_exists,
+     "An internal snapshot of the running domain 'web01' must include its memory"),
+    # libvirt refuses a disk-only internal snapshot of any active domain, pmsuspended included
+    (present(), domain('pmsuspended', qcow2('vda')), nothing_exists,
      "An internal snapshot of the running domain 'web01' must include its memory"),
     # quiesce with memory, and quiesce where the snapshot is not disk-only external
     (present(quiesce=True), domain('running', qcow2('vda')), nothing_exists,
