@@ -14,7 +14,7 @@ import os
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_start_record
 
 # Overlay and memory files hold the guest's disk and RAM: only their owner may read them.
 PRIVATE_FILE_MODE = 0o600
@@ -80,9 +80,42 @@ class Runner:
             elif action.kind == 'merge':
                 self._merge(snap, params, plan.merged)
                 result = None
+            elif action.kind == 'resume':
+                self.client.resume(self.dom)
+            elif action.kind == 'suspend':
+                self.client.suspend(self.dom)
+            elif action.kind == 'wait':
+                self._wait_for_state(params)
+            elif action.kind == 'record_start':
+                self._record_start(params)
             else:  # pragma: no cover - plans only hold the kinds above
                 raise SnapshotError('Internal error: unknown action %r.' % action.kind)
         return result
+
+    # -- start from a snapshot ----------------------------------------------------------------------------------
+
+    def _wait_for_state(self, params):
+        """Poll the domain's state until it is one of params['states'], for at most params['timeout'] seconds."""
+        deadline = self._clock() + params['timeout']
+        delay = 0.05
+        while True:
+            state = self.client.domain_state(self.dom)
+            if state in params['states']:
+                return
+            if self._clock() + delay > deadline:
+                raise SnapshotError("Domain '%s' was started from snapshot '%s' but is %s, not %s, after waiting %s s "
+                                    '(wait). Read its log (/var/log/libvirt/qemu/%s.log on the hypervisor) to see why, '
+                                    'then run the task again, with a longer wait if it was only slow.'
+                                    % (self.dom.name(), params['snapshot'], state, params['states'][0],
+                                       params['timeout'], self.dom.name()))
+            self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _record_start(self, params):
+        """Record in the running domain's metadata which snapshot it was started from, under which ID."""
+        metadata = with_start_record(self.client.domain_metadata(self.dom), params['snapshot'],
+                                     self.client.domain_id(self.dom), params['preserved'])
+        self.client.set_domain_metadata(self.dom, metadata)
 
     # -- merge ---------------------------------------------------------------------------------------------------
 

@@ -265,6 +265,25 @@ class Client:
         """The parsed domain (its live definition when it runs) with its state."""
         return _model.parse_domain(self.domain_xml(dom), self.domain_state(dom))
 
+    def domain_id(self, dom):
+        """The domain's ID now, or None when it is not running.
+
+        A domain object keeps the ID it was looked up with, and a revert restarts QEMU under a new one: look it up again.
+        """
+        number = self._call('look up', self.conn.lookupByName, dom.name(), domain=dom.name()).ID()
+        return number if number >= 0 else None
+
+    def domain_metadata(self, dom):
+        """The collection's element in the running domain's <metadata> (as libvirt gives it: without its namespace),
+        or None when there is none."""
+        try:
+            return self._call('read the metadata of', dom.metadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                              _model.VMSNAP_NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_LIVE, domain=dom.name())
+        except SnapshotError as exc:
+            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                return None
+            raise
+
     def snapshot_xml(self, snap, secure=True):
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE if secure else 0
         return self._call('read the XML of', snap.getXMLDesc, flags,
@@ -359,6 +378,19 @@ class Client:
         dom = snap.getDomain()
         self._call('revert to', dom.revertToSnapshot, snap, _flags(_REVERT_FLAGS, flags),
                    domain=dom.name(), snapshot=snap.getName())
+
+    def set_domain_metadata(self, dom, xml):
+        """Replace the collection's element in the running domain's <metadata>; it lasts as long as this run of the
+        domain (the persistent definition is left alone)."""
+        self._call('record in the metadata of', dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml,
+                   _model.VMSNAP_METADATA_KEY, _model.VMSNAP_NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_LIVE,
+                   domain=dom.name())
+
+    def resume(self, dom):
+        self._call('resume', dom.resume, domain=dom.name())
+
+    def suspend(self, dom):
+        self._call('pause', dom.suspend, domain=dom.name())
 
     def define_domain(self, xml, name):
         return self._call('update the definition of', self.conn.defineXML, xml, domain=name)

@@ -38,6 +38,12 @@ ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
 
 NAME_MAX_LENGTH = 255
 
+# The collection's own element in a domain's <metadata>: its namespace, the prefix libvirt writes it with (the key of
+# virDomainSetMetadata), and the child virt_start_from_snapshot records a start in.
+VMSNAP_NAMESPACE = 'https://vmsnap.dev/xmlns/libvirt/1.0'
+VMSNAP_METADATA_KEY = 'vmsnap'
+START_RECORD = 'started-from'
+
 
 def _parser():
     # No network access and no entity expansion: the XML comes from libvirt or from the user.
@@ -168,7 +174,52 @@ def parse_domain(xml, state):
         'state': state,
         'active': state in ACTIVE_STATES,
         'disks': disks,
+        # libvirt gives a domain an ID while its QEMU process lives; a new process gets a new one.
+        'id': _domain_id(root.get('id')),
+        'start_record': _start_record(root.find('metadata/{%s}%s' % (VMSNAP_NAMESPACE, VMSNAP_METADATA_KEY))),
     }
+
+
+def _domain_id(text):
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def _start_record(vmsnap):
+    """What virt_start_from_snapshot recorded in the domain's metadata: the snapshot it started the domain from, the
+    domain ID it then had and the snapshot that saved the state before (or None), as a dict; None without a record."""
+    if vmsnap is None:
+        return None
+    element = vmsnap.find('{%s}%s' % (VMSNAP_NAMESPACE, START_RECORD))
+    if element is None or not element.get('snapshot'):
+        return None
+    return {
+        'snapshot': element.get('snapshot'),
+        'domain_id': _domain_id(element.get('domain-id')),
+        'preserved': element.get('preserved'),
+    }
+
+
+def with_start_record(metadata, snapshot, domain_id, preserved):
+    """The collection's metadata element with its start record replaced, for virDomainSetMetadata.
+
+    ``metadata`` is the element as virDomainGetMetadata returns it (without its namespace), or None when the domain has
+    none; whatever else it holds is kept.
+    """
+    if metadata:
+        root = parse_xml(metadata, 'the %s metadata of the domain' % VMSNAP_METADATA_KEY)
+    else:
+        root = etree.Element(VMSNAP_METADATA_KEY)
+    for old in root.findall(START_RECORD):
+        root.remove(old)
+    record = etree.SubElement(root, START_RECORD, snapshot=snapshot)
+    record.set('domain-id', str(domain_id))
+    if preserved:
+        record.set('preserved', preserved)
+    return to_xml(root)
 
 
 def snapshot_candidate(disk):
