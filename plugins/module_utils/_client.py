@@ -81,6 +81,11 @@ def redact_uri(uri):
     return re.sub(r'(//[^/@:]*):[^/@]*@', r'\1:********@', uri)
 
 
+def is_missing_domain(error):
+    """Whether a SnapshotError says that its domain does not exist (any more)."""
+    return error.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN
+
+
 class Client:
     """A libvirt connection for one module run."""
 

@@ -18,6 +18,8 @@ __metaclass__ = type
 import fnmatch
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import missing_snapshot_error
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing_domain
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import parse_snapshot
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._tree import SnapshotTree, sort_key
 
@@ -37,27 +39,28 @@ def _unique(items):
 
 
 def select_domains(client, domain=None, domains=None):
-    """The domain objects to describe, in order: ``domain`` alone; the entries of ``domains`` in their order (each
-    glob's matches sorted by name); or, when neither is given, every domain sorted by name.
+    """The domains to describe, in order, as (domain object, named): ``domain`` alone; the entries of ``domains`` in
+    their order (each glob's matches sorted by name); or, when neither is given, every domain sorted by name.
 
-    A plain name that does not exist is a failure; a glob that matches nothing selects nothing.
+    ``named`` says the user named the domain (rather than a glob or no option finding it). A name that does not
+    exist is a failure; a glob that matches nothing selects nothing.
     """
     if domain is not None:
-        return [client.domain(domain)]
+        return [(client.domain(domain), True)]
     if domains is None:
-        return sorted(client.list_domains(), key=lambda dom: sort_key(dom.name()))
+        return [(dom, False) for dom in sorted(client.list_domains(), key=lambda dom: sort_key(dom.name()))]
     entries = _unique(domains)
     if not any(is_glob(entry) for entry in entries):
-        return [client.domain(entry) for entry in entries]
+        return [(client.domain(entry), True) for entry in entries]
     listed = dict((dom.name(), dom) for dom in client.list_domains())
     names = []
     for entry in entries:
         if is_glob(entry):
-            names.extend(sorted((name for name in listed if fnmatch.fnmatchcase(name, entry)), key=sort_key))
+            names.extend(name for name in sorted(listed, key=sort_key) if fnmatch.fnmatchcase(name, entry))
         else:
             names.append(entry)
-    # A plain name among globs that the list does not hold gets the same failure as a lookup by name.
-    return [listed[name] if name in listed else client.domain(name) for name in _unique(names)]
+    # A name among globs that the list does not hold gets the same failure as a lookup by name.
+    return [(listed[name] if name in listed else client.domain(name), name in entries) for name in _unique(names)]
 
 
 def matches(snapshot, tree, options):
@@ -119,9 +122,16 @@ def describe_domain(client, dom, options):
 
 
 def gather(client, options):
-    """The module's result without ``changed``: ``domains`` and ``host``."""
-    doms = select_domains(client, options.get('domain'), options.get('domains'))
-    return {
-        'domains': [describe_domain(client, dom, options) for dom in doms],
-        'host': client.host(),
-    }
+    """The module's result without ``changed``: ``domains`` and ``host``.
+
+    A domain that a glob (or no domain option) found and that is undefined before it is read is left out, as if the
+    list had been taken a moment later; a named one that disappears is a failure.
+    """
+    entries = []
+    for dom, named in select_domains(client, options.get('domain'), options.get('domains')):
+        try:
+            entries.append(describe_domain(client, dom, options))
+        except SnapshotError as exc:
+            if named or not is_missing_domain(exc):
+                raise
+    return {'domains': entries, 'host': client.host()}

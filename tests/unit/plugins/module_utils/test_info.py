@@ -389,9 +389,40 @@ def test_snapshots_xml_asks_for_secure_xml_only_when_told(testhost_uri, secure, 
     assert dom.flags_seen == [flags]
 
 
+def start_transient(conn, name='tmp01'):
+    """A transient copy of db01 (it is gone for good once destroyed)."""
+    xml = conn.lookupByName('db01').XMLDesc(0)
+    return conn.createXML(xml.replace('<name>db01</name>', '<name>%s</name>' % name)
+                          .replace('4dea22b3-1d52-d8f3-2516-782e98ab3fa1', '4dea22b3-1d52-d8f3-2516-782e98ab3fa9'), 0)
+
+
 def test_is_persistent(client, conn):
     assert client.is_persistent(client.domain('web01')) is True
-    transient = conn.createXML(conn.lookupByName('db01').XMLDesc(0).replace('<name>db01</name>', '<name>tmp01</name>')
-                               .replace('4dea22b3-1d52-d8f3-2516-782e98ab3fa1', '4dea22b3-1d52-d8f3-2516-782e98ab3fa9'),
-                               0)
-    assert client.is_persistent(client.domain(transient.name())) is False
+    assert client.is_persistent(client.domain(start_transient(conn).name())) is False
+
+
+@pytest.fixture
+def vanishing(client, conn, monkeypatch):
+    """tmp01, a transient domain that disappears right after the host's domains were listed."""
+    transient = start_transient(conn)
+    listed = client.list_domains
+
+    def list_then_destroy():
+        found = listed()
+        transient.destroy()
+        return found
+    monkeypatch.setattr(client, 'list_domains', list_then_destroy)
+    return transient
+
+
+@pytest.mark.parametrize('options', [{}, {'domains': ['*01']}])
+def test_a_listed_domain_that_disappears_is_left_out(client, vanishing, options):
+    result = _info.gather(client, options)
+    assert [entry['domain'] for entry in result['domains']] == ['db01', 'web01']
+
+
+def test_a_named_domain_that_disappears_is_a_failure(client, vanishing, testhost_uri):
+    with pytest.raises(SnapshotError) as caught:
+        _info.gather(client, {'domains': ['*01', 'tmp01']})
+    assert caught.value.msg.startswith("Could not read the state of domain 'tmp01' on %s: " % testhost_uri)
+    assert caught.value.msg.endswith('Check the domain name with `virsh list --all`.')
