@@ -141,6 +141,11 @@ class Client:
         host = host_port.split(']', 1)[0] + ']' if host_port.startswith('[') else host_port.split(':', 1)[0]
         return host in ('', 'localhost', '127.0.0.1', '[::1]')
 
+    def connect(self):
+        """Open the connection now, so that workers sharing this client (a virConnect is thread-safe) never race to
+        open it."""
+        return self.conn
+
     def close(self):
         if self._conn is not None:
             try:

@@ -369,6 +369,13 @@ def build_snapshot_xml(name, description, memory, disks):
     return to_xml(root)
 
 
+def with_state(xml, state):
+    """The snapshot XML with the domain state it recorded replaced, for a redefine."""
+    root = parse_xml(xml, 'the snapshot')
+    root.find('state').text = state
+    return to_xml(root)
+
+
 def with_description(xml, description):
     """The snapshot XML with its description replaced (removed when empty), for a redefine."""
     root = parse_xml(xml, 'the snapshot')

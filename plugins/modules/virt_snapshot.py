@@ -25,6 +25,12 @@ description:
     and merges libvirt would refuse in trees that mix internal and external snapshots.
   - An operation that would remove or invalidate other snapshots fails unless O(force=true), and its message (and
     the failure's C(affected) list) names them; check mode reports the same list in RV(deleted).
+  - With O(domains) instead of O(domain), one task does the same to the same-named snapshot of many domains, several
+    at a time (O(parallel)); RV(results) holds each domain's result. A domain that fails does not stop the others;
+    the task then fails and its message names each domain that failed and why. O(consistency=group) takes the
+    snapshots of the whole set at one instant.
+  - O(state=absent) with O(pattern) or O(all=true) deletes many snapshots of each domain in one task, children
+    before parents, and O(keep_newest) turns that into retention. It deletes exactly the snapshots it selects.
 author:
   - vmsnap.libvirt contributors (@vmsnap)
 extends_documentation_fragment:
@@ -36,37 +42,85 @@ attributes:
     details:
       - Check mode reads the domain and its snapshots, computes the same plan as a real run, and changes nothing.
         Its result has the same keys; the predicted RV(snapshot) has no creation time yet.
+      - With O(domains), each domain is planned as in a real run; with O(consistency=group) RV(group) names the
+        domains that would be paused. With O(pattern) or O(all=true), RV(deleted) lists exactly what would go.
   diff_mode:
     support: full
     details:
       - The diff shows the snapshot before and after as a small dict, not XML. For O(state=reverted) it also shows
         the domain state.
+      - With O(pattern) or O(all=true) it shows the names of the domain's snapshots before and after.
+      - With O(domains), each entry of RV(results) has its domain's diff, and the task's diff holds them all, keyed
+        by domain name.
   idempotent:
     support: partial
     details:
       - O(state=present), O(state=absent) and O(state=merged) are idempotent; a rename is done when the new name
         exists and the old one does not.
       - A redefine (O(redefine=true)) leaves a snapshot alone when its record already matches O(xml).
+      - O(pattern) and O(all=true) are idempotent; a second run finds nothing left to delete (with O(keep_newest),
+        until newer matching snapshots are taken). O(domains) is idempotent as far as what it does to each domain is.
       - O(state=reverted) always reverts and always reports a change.
 options:
   domain:
     description:
       - Name of the libvirt domain (guest).
+      - Exactly one of O(domain) and O(domains) is required.
     type: str
-    required: true
     aliases: [guest]
+  domains:
+    description:
+      - Names of domains, or glob patterns on domain names (C(*), C(?), C([...]), case-sensitive), to do the same to
+        each of them in one task. Exactly one of O(domain) and O(domains) is required.
+      - Plain names are looked up by name; a missing one fails that domain only. The host's domains are listed (once)
+        only when there is a pattern. A pattern that matches no domain is a warning. Each domain is handled once, in
+        the order given (the matches of a pattern in name order).
+      - Each domain gets exactly what O(domain) would do to it, and its result is an entry of RV(results). The
+        top-level RV(snapshot), RV(domain_state), RV(deleted) and RV(merged) are then not returned.
+      - A domain that fails does not stop the others. The task fails when any failed, and its message names each
+        one and why.
+      - Cannot be combined with O(memory_file), O(disks[].file) or O(xml), which each name one domain's file or
+        snapshot.
+    type: list
+    elements: str
+  parallel:
+    description:
+      - With O(domains), how many domains are handled at a time.
+      - The workers share one libvirt connection. libvirt serves up to C(max_client_requests) calls of a connection at
+        once (5 by default, in C(libvirtd.conf) or C(virtqemud.conf)), so more than that gains little.
+    type: int
+    default: 4
+  consistency:
+    description:
+      - With O(domains) and O(state=present), V(independent) snapshots each domain on its own.
+      - V(group) captures the set at one instant (a database and its application servers). Every domain is planned
+        first; if any cannot be snapshotted, nothing is paused or taken. Then every running domain that gets a new
+        snapshot is paused, all the snapshots are taken, and the paused domains are resumed, also when a snapshot
+        fails, so that nothing is left paused; RV(group) lists the domains paused and resumed. Domains that were
+        paused or shut off already are left as they are.
+      - The domains stay paused while the snapshots are taken, which for memory snapshots is as long as saving the
+        largest guest's memory takes.
+      - A memory snapshot of a domain the group paused records the state V(running), as libvirt does for a domain it
+        pauses itself while it saves the memory; reverting to it resumes the domain.
+      - A snapshot that fails while the set is paused leaves the others taken; the task fails and names it. Running
+        the task again would take the missing snapshot at another instant; to retake the set, delete it first
+        (O(state=absent) with the same O(domains)).
+    type: str
+    choices: [independent, group]
+    default: independent
   name:
     description:
       - Name of the snapshot. It is the idempotency key within the domain.
       - Printable characters, at most 255, no C(/), not starting with C(.) and without leading or trailing white space.
         XML special characters and any Unicode are stored exactly.
+      - Required, except with O(state=absent) and O(pattern) or O(all=true), which choose the snapshots instead.
     type: str
-    required: true
     aliases: [snapshot]
   state:
     description:
       - V(present) creates the snapshot if it does not exist, and updates its O(description) if it differs.
-      - V(absent) deletes it (see O(children), O(children_only), O(metadata_only)). A snapshot that does not exist is
+      - V(absent) deletes it (see O(children), O(children_only), O(metadata_only)), or the snapshots O(pattern) or
+        O(all=true) select (see O(keep_newest)). A snapshot that does not exist is
         left alone and reported unchanged. An external snapshot is deleted by libvirt, which merges its overlay (libvirt
         9.0 and later); on older libvirt it is merged as with V(merged). Its memory file is removed.
       - V(merged) folds an external snapshot's overlay, and every layer above it, into the image below it, then removes
@@ -199,6 +253,30 @@ options:
         image, or the external overlay and memory files). The metadata can be re-created later.
     type: bool
     default: false
+  pattern:
+    description:
+      - With O(state=absent), delete every snapshot whose name matches this glob (C(*), C(?), C([...]),
+        case-sensitive), instead of the one snapshot O(name).
+      - Snapshots are deleted one at a time, children before parents, so the overlays of external snapshots are
+        merged from the top down. The children of a deleted snapshot that the pattern does not match are re-parented,
+        never deleted. Before anything changes, the whole sequence is planned on the tree as each delete leaves it; if
+        any delete would fail, or would take along a snapshot the pattern does not select, nothing is deleted and the
+        message says which snapshot and why.
+      - Cannot be combined with O(name), O(all), O(children), O(children_only) or O(force).
+    type: str
+  all:
+    description:
+      - With O(state=absent), delete every snapshot of the domain, as O(pattern) does for those it matches.
+    type: bool
+    default: false
+  keep_newest:
+    description:
+      - With O(pattern) or O(all=true), keep this many of the selected snapshots, the newest by creation time, and
+        delete the others. Snapshots the pattern does not match are never deleted, nor counted.
+      - Snapshots taken within the same second tie; a child counts as newer than its parent, and otherwise the later
+        name (in the order of C(virsh snapshot-list)) counts as newer.
+      - V(0) keeps none.
+    type: int
   revert_state:
     description:
       - With O(state=reverted), the state the domain is left in.
@@ -306,6 +384,38 @@ EXAMPLES = r'''
   loop_control:
     label: "{{ item.name }}"
 
+- name: Snapshot every web server and the database in one task, four at a time
+  vmsnap.libvirt.virt_snapshot:
+    domains:
+      - "web*"
+      - db01
+    name: before-upgrade
+
+- name: Snapshot the database and its application servers at the same instant
+  vmsnap.libvirt.virt_snapshot:
+    domains: [db01, "app*"]
+    name: consistent-2026-11-25
+    consistency: group
+
+- name: Revert the whole fleet to the snapshot
+  vmsnap.libvirt.virt_snapshot:
+    domains: ["web*", db01]
+    name: before-upgrade
+    state: reverted
+
+- name: Keep the seven newest nightly snapshots of every web server, and delete the older nightlies
+  vmsnap.libvirt.virt_snapshot:
+    domains: ["web*"]
+    pattern: nightly-*
+    keep_newest: 7
+    state: absent
+
+- name: Delete every snapshot of a guest, children first
+  vmsnap.libvirt.virt_snapshot:
+    domain: build01
+    all: true
+    state: absent
+
 - name: Set the connection once for every module of the collection
   hosts: hypervisors
   module_defaults:
@@ -322,8 +432,8 @@ RETURN = r'''
 snapshot:
   description:
     - The snapshot after the task; in check mode, as it is predicted to be.
-    - V(null) when it does not exist afterwards (O(state=absent)).
-  returned: always
+    - V(null) when it does not exist afterwards (O(state=absent)), and with O(pattern) or O(all=true).
+  returned: with O(domain)
   type: dict
   contains:
     name:
@@ -400,18 +510,20 @@ snapshot:
           sample: null
 domain_state:
   description: The domain's state after the task (predicted in check mode).
-  returned: always
+  returned: with O(domain)
   type: str
   sample: running
 deleted:
-  description: Names of the snapshots deleted (or that would be, in check mode), the named one first.
-  returned: always
+  description:
+    - Names of the snapshots deleted (or that would be, in check mode), the named one first.
+    - With O(pattern) or O(all=true), in the order they are deleted (children before parents).
+  returned: with O(domain)
   type: list
   elements: str
   sample: [before-upgrade, after-upgrade]
 merged:
   description: What O(state=merged) merged where, one entry per disk (empty otherwise).
-  returned: always
+  returned: with O(domain)
   type: list
   elements: dict
   contains:
@@ -441,25 +553,96 @@ merged:
         and for a shut-off domain.
       type: int
       sample: 1048576
+kept:
+  description:
+    - With O(pattern) or O(all=true), the selected snapshots that O(keep_newest) kept, newest first (empty without
+      O(keep_newest)).
+  returned: with O(domain) and O(pattern) or O(all=true)
+  type: list
+  elements: str
+  sample: [nightly-2026-11-25, nightly-2026-11-24]
+results:
+  description:
+    - With O(domains), one entry per domain, in the order O(domains) chose them.
+    - An entry holds what the task returns with O(domain) for that domain (RV(snapshot), RV(domain_state),
+      RV(deleted), RV(merged), RV(kept) with O(pattern) or O(all=true), and C(changed) and C(diff)), and C(domain),
+      the domain's name.
+    - The entry of a domain that failed has C(domain), C(failed=true), C(changed), and C(msg) saying why, plus the
+      failure's details (for example C(affected), the snapshots an operation would have removed).
+    - With O(consistency=group), when a domain cannot be snapshotted, the entries of the others have C(skipped=true)
+      and a C(msg) saying that nothing was taken.
+  returned: with O(domains)
+  type: list
+  elements: dict
+  sample:
+    - domain: web01
+      changed: true
+      snapshot:
+        name: before-upgrade
+        domain: web01
+        description: null
+        state: running
+        creation_time: 1795633778
+        creation_time_iso: '2026-11-25T19:49:38Z'
+        parent: null
+        children: []
+        is_current: true
+        location: internal
+        memory: {snapshot: internal, file: null}
+        disks: [{name: vda, snapshot: internal, file: null}]
+      domain_state: running
+      deleted: []
+      merged: []
+    - domain: web02
+      changed: false
+      failed: true
+      msg: "Domain 'web02' does not exist on qemu:///system. Check the name with `virsh list --all`; domain names are
+        case-sensitive."
+group:
+  description:
+    - With O(consistency=group), the domains paused to take the set at one instant, and those resumed afterwards
+      (in check mode, those that would be). Both lists are the same unless a resume failed, which fails the task.
+  returned: with O(consistency=group)
+  type: dict
+  contains:
+    paused:
+      description: Names of the domains paused.
+      type: list
+      elements: str
+      sample: [db01, app01]
+    resumed:
+      description: Names of the domains resumed.
+      type: list
+      elements: str
+      sample: [db01, app01]
+  sample: {paused: [db01, app01], resumed: [db01, app01]}
 '''
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
+import subprocess
+
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch, _common
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import Runner, missing_snapshot_error
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     EXTERNAL,
+    NO,
     chain_from_qemu_img,
+    parse_snapshot,
     snapshot_disk_bases,
     validate_description,
     validate_snapshot_name,
+    with_state,
 )
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
+    BulkPlan,
     plan_absent,
+    plan_bulk_absent,
     plan_merge,
     plan_present,
     plan_redefine,
     plan_rename,
     plan_revert,
+    select_removals,
 )
 
 # Options that only mean something for some states: the states, and the value that means "not given".
@@ -474,12 +657,19 @@ STATE_OPTIONS = {
     'xml': (('present',), None),
     'redefine': (('present',), False),
     'current': (('present',), False),
+    'consistency': (('present',), 'independent'),
     'children': (('absent',), False),
     'children_only': (('absent',), False),
     'metadata_only': (('absent',), False),
+    'all': (('absent',), False),
+    'pattern': (('absent',), None),
+    'keep_newest': (('absent',), None),
     'revert_state': (('reverted',), 'snapshot'),
     'force': (('absent', 'merged', 'reverted'), False),
 }
+
+# What a task with all or pattern deletes is exactly what they select, each snapshot on its own.
+NOT_WITH_SELECTION = ('children', 'children_only', 'force')
 
 
 def check_options(params):
@@ -489,7 +679,7 @@ def check_options(params):
         if state not in states and params[option] != unset:
             raise SnapshotError('%s only applies to state=%s, not to state=%s. Remove it from the task.'
                                 % (option, ' or state='.join(states), state))
-    validate_snapshot_name(params['name'])
+    check_selection(params)
     if params['new_name'] is not None:
         validate_snapshot_name(params['new_name'], option='new_name')
         creation_only = sorted(option for option in ('memory', 'memory_file', 'disks', 'quiesce', 'description')
@@ -500,6 +690,61 @@ def check_options(params):
                                 'one task, change the snapshot in another.' % ', '.join(creation_only))
     check_redefine_options(params)
     validate_description(params['description'])
+    check_fleet_options(params)
+
+
+def is_bulk(params):
+    return bool(params['all']) or params['pattern'] is not None
+
+
+def check_selection(params):
+    """The snapshots a task is about: the one called name, or (state=absent) those all or pattern select."""
+    if not is_bulk(params):
+        if params['keep_newest'] is not None:
+            raise SnapshotError('keep_newest keeps the newest of the snapshots that all or pattern select for '
+                                'deletion; set pattern (or all: true) with it.')
+        if params['name'] is None:
+            raise SnapshotError('state=%s needs name: the snapshot to %s.%s' % (
+                params['state'], {'present': 'create', 'absent': 'delete', 'merged': 'merge',
+                                  'reverted': 'revert to'}[params['state']],
+                ' To delete many, set pattern (a glob on snapshot names) or all: true instead.'
+                if params['state'] == 'absent' else ''))
+        validate_snapshot_name(params['name'])
+        return
+    if params['all'] and params['pattern'] is not None:
+        raise SnapshotError('all: true deletes every snapshot and pattern those whose names match it; set one of them.')
+    if params['name'] is not None:
+        raise SnapshotError('name deletes one snapshot, %s many; set one of them.'
+                            % ('all: true' if params['all'] else 'pattern'))
+    conflicting = [option for option in NOT_WITH_SELECTION if params[option]]
+    if conflicting:
+        raise SnapshotError('%s cannot be combined with %s: it deletes exactly the snapshots it selects, each on its '
+                            'own and children first, and never takes other snapshots along. Remove %s.'
+                            % (', '.join(conflicting), 'all' if params['all'] else 'pattern', ', '.join(conflicting)))
+    if params['pattern'] == '':
+        raise SnapshotError("pattern must not be empty; give a glob on snapshot names, for example 'nightly-*'.")
+    if params['keep_newest'] is not None and params['keep_newest'] < 0:
+        raise SnapshotError('keep_newest must be 0 or more; it is %d.' % params['keep_newest'])
+
+
+def check_fleet_options(params):
+    if params['parallel'] < 1:
+        raise SnapshotError('parallel must be 1 or more; it is %d.' % params['parallel'])
+    if params['domains'] is None:
+        if params['consistency'] == 'group':
+            raise SnapshotError('consistency: group takes the snapshots of a set of domains at one instant; give the '
+                                'set in domains.')
+        return
+    if not params['domains'] or not all(params['domains']):
+        raise SnapshotError('domains must list domain names or glob patterns, none of them empty.')
+    one_file = ['memory_file'] if params['memory_file'] else []
+    one_file += ['disks[].file'] if any(item.get('file') for item in params['disks'] or []) else []
+    if one_file:
+        raise SnapshotError('%s name%s one file, but domains takes a snapshot of each domain, which cannot all write '
+                            'to it. Leave %s unset: each domain then gets its own files next to its disks.'
+                            % (' and '.join(one_file), 's' if len(one_file) == 1 else '', ' and '.join(one_file)))
+    if params['xml'] is not None:
+        raise SnapshotError("xml holds one domain's snapshot; redefine it with domain, one task per domain.")
 
 
 def check_redefine_options(params):
@@ -520,24 +765,29 @@ def check_redefine_options(params):
                                 % ', '.join(shaping))
 
 
-def _tree_context(module, client, dom, existing):
-    """What foreseeing a delete or merge needs: the domain (with its disks' backing chains), the snapshot's parent,
-    and the current snapshot's name."""
+def read_domain_with_chains(client, dom, command):
+    """The parsed domain, with the backing chains of a shut-off domain's disks completed by qemu-img."""
     domain = client.read_domain(dom)
     if not domain['active'] and client.is_local():
         # libvirt records the backing chain of a shut-off domain's disks only sometimes; qemu-img knows it.
         for disk in domain['disks']:
             if disk['type'] == 'file' and disk['source'] and len(disk['chain']) == 1:
-                disk['chain'] = backing_chain(module, disk['source'])
+                disk['chain'] = backing_chain(command, disk['source'])
+    return domain
+
+
+def _tree_context(client, dom, existing, command):
+    """What foreseeing a delete or merge needs: the domain (with its disks' backing chains), the snapshot's parent,
+    and the current snapshot's name."""
+    domain = read_domain_with_chains(client, dom, command)
     parent = None
     if existing['parent'] is not None:
         parent = client.describe_snapshot(client.find_snapshot(dom, existing['parent']))
     return domain, parent, client.current_snapshot_name(dom)
 
 
-def plan_for(module, client, dom, snap, existing, existing_xml):
+def plan_for(params, client, dom, snap, existing, existing_xml, command):
     """Read what the decision needs, once, and decide."""
-    params = module.params
     state = params['state']
     if state == 'present' and params['redefine']:
         return plan_redefine(params, dom.name(), existing)
@@ -568,7 +818,7 @@ def plan_for(module, client, dom, snap, existing, existing_xml):
     if params['metadata_only'] or params['children'] or params['children_only']:
         current = client.current_snapshot_name(dom) if params['children_only'] and descendants else None
         return plan_absent(params, existing, descendants, current_name=current)
-    domain, parent, current = _tree_context(module, client, dom, existing)
+    domain, parent, current = _tree_context(client, dom, existing, command)
     bases = snapshot_disk_bases(existing_xml)
     if state == 'merged':
         return plan_merge(params, domain, existing, bases, descendants, current, client.is_local())
@@ -576,55 +826,212 @@ def plan_for(module, client, dom, snap, existing, existing_xml):
                        client.is_local())
 
 
+def plan_bulk_for(params, client, dom, command):
+    """Read what deleting the snapshots all or pattern select needs (one list call, one XML fetch per snapshot; the
+    domain only when something is to go), and decide."""
+    xmls = client.snapshots_xml(dom)
+    snapshots = [parse_snapshot(xml, dom.name()) for dummy, xml in xmls]
+    current = client.current_snapshot_name(dom) if xmls else None
+    doomed = select_removals(snapshots, None if params['all'] else params['pattern'], params['keep_newest'])[0]
+    domain = host = None
+    if doomed and not params['metadata_only']:
+        domain = read_domain_with_chains(client, dom, command)
+        host = client.host()
+    bases = dict((name, snapshot_disk_bases(xml)) for name, xml in xmls if name in set(doomed))
+    return plan_bulk_absent(params, snapshots, current, domain, bases, host, client.is_local())
+
+
+class DomainRun:
+    """What a task does to one domain, in three steps: prepare (read once and decide), act, and report.
+
+    It never calls the module (warnings are returned), so the workers of a task with domains can run it.
+    """
+
+    def __init__(self, params, client, dom=None, command=None):
+        self.params = params
+        self.client = client
+        self.dom = dom
+        self.command = command
+        self.snap = None
+        self.plan = None
+        self.acted = False
+
+    def prepare(self):
+        if self.dom is None:
+            self.dom = self.client.domain(self.params['domain'])
+        if is_bulk(self.params):
+            self.plan = plan_bulk_for(self.params, self.client, self.dom, self.command)
+            return self.plan
+        snap = self.client.find_snapshot(self.dom, self.params['name'])
+        existing_xml = self.client.snapshot_xml(snap) if snap is not None else None
+        existing = self.client.describe_snapshot(snap, existing_xml) if snap is not None else None
+        self.snap = snap
+        self.plan = plan_for(self.params, self.client, self.dom, snap, existing, existing_xml, self.command)
+        return self.plan
+
+    @property
+    def creates(self):
+        return any(action.kind == 'create' for action in self.plan.actions)
+
+    @property
+    def saves_memory(self):
+        return self.creates and self.plan.snapshot['memory']['snapshot'] != NO
+
+    def act(self, recorded_state=None):
+        """Carry the plan out. ``recorded_state`` replaces the domain state a new snapshot records."""
+        if not self.plan.changed:
+            return
+        runner = Runner(self.client, self.dom, command=self.command, merge_timeout=self.params['merge_timeout'])
+        if isinstance(self.plan, BulkPlan):
+            self._delete_each(runner)
+        else:
+            self.snap = runner.execute(self.snap, self.plan)
+        self.acted = True
+        if recorded_state is not None:
+            xml = with_state(self.client.snapshot_xml(self.snap), recorded_state)
+            self.snap = self.client.create_snapshot(self.dom, xml, ['redefine', 'current'], self.params['name'])
+
+    def _delete_each(self, runner):
+        done = []
+        for name, step in self.plan.steps:
+            snap = self.client.find_snapshot(self.dom, name)
+            if snap is None:
+                continue  # deleted by someone else since it was read: gone, as the step wanted
+            try:
+                runner.execute(snap, step)
+            except SnapshotError as exc:
+                if not done:
+                    raise
+                details = dict(exc.details, changed=True, deleted=done)
+                raise SnapshotError('%s The snapshots deleted before this failure: %s.' % (exc.msg, ', '.join(done)),
+                                    **details)
+            done.extend(step.deleted)
+
+    def report(self, diff=False):
+        """The domain's result (as the module returns it for one domain) and its warnings."""
+        plan = self.plan
+        if self.acted:
+            snapshot = self.client.describe_snapshot(self.snap) if self.snap is not None else None
+            domain_state = self.client.domain_state(self.dom)
+        else:
+            snapshot = plan.snapshot
+            domain_state = plan.domain_state or self.client.domain_state(self.dom)
+        result = dict(changed=plan.changed, snapshot=snapshot, domain_state=domain_state, deleted=plan.deleted,
+                      merged=plan.merged)
+        if isinstance(plan, BulkPlan):
+            result['kept'] = plan.kept
+        if diff:
+            result['diff'] = dict(before=plan.before, after=plan.after)
+        return result, list(plan.warnings)
+
+
+def manage_domain(params, client, check_mode=False, diff=False, command=None, dom=None):
+    """Everything the module does for one domain: (result, warnings). ``dom`` saves the lookup of a domain the
+    caller already holds."""
+    run = DomainRun(params, client, dom, command)
+    run.prepare()
+    if not check_mode:
+        run.act()
+    return run.report(diff)
+
+
+def take_group(params, client, check_mode, diff, command, targets):
+    """consistency=group: plan every domain; if every plan holds, pause the running domains that get a new snapshot,
+    take all the snapshots, and resume what was paused, also when a snapshot fails. Returns (outcomes, record of
+    the domains paused and resumed).
+
+    A memory snapshot of a domain paused here would record 'paused', and reverting to it would leave the domain
+    paused. libvirt itself pauses a running domain while it saves an internal snapshot's memory and records
+    'running'; the group does the same: such a snapshot's record is set to 'running' before the domain resumes.
+    """
+    runs = [(name, DomainRun(dict(params, domain=name), client, dom, command)) for name, dom in targets]
+    planned = _batch.run_each(runs, lambda name, run: (run.prepare(), []), params['parallel'])
+    unplanned = [outcome.name for outcome in planned if not outcome.ok]
+    if unplanned:
+        reason = ('consistency: group takes the snapshots of every domain or of none, and %s cannot be snapshotted; '
+                  'nothing was paused or taken.' % ', '.join(unplanned))
+        return [outcome if not outcome.ok else _batch.Outcome(outcome.name, skipped=reason)
+                for outcome in planned], {'paused': [], 'resumed': []}
+    held = [run for dummy, run in runs if run.creates and run.plan.domain_state in _batch.RUNNING_STATES]
+    if check_mode:
+        names = [run.dom.name() for run in held]
+        return _batch.run_each(runs, lambda name, run: run.report(diff), params['parallel']), {
+            'paused': names, 'resumed': list(names)}
+
+    def take_one(name, run):
+        run.act('running' if run in held and run.saves_memory else None)
+        return None, []
+
+    def take():
+        return _batch.run_each(runs, take_one, params['parallel'])
+
+    taken, record = _batch.hold_still(client, [run.dom for run in held], take)
+    by_name = dict(runs)
+    reported = dict((outcome.name, outcome) for outcome in _batch.run_each(
+        [(outcome.name, by_name[outcome.name]) for outcome in taken if outcome.ok],
+        lambda name, run: run.report(diff), params['parallel']))
+    return [reported.get(outcome.name, outcome) for outcome in taken], record
+
+
 def manage(module, client):
     params = module.params
     check_options(params)
-    dom = client.domain(params['domain'])
-    snap = client.find_snapshot(dom, params['name'])
-    existing_xml = client.snapshot_xml(snap) if snap is not None else None
-    existing = client.describe_snapshot(snap, existing_xml) if snap is not None else None
-    plan = plan_for(module, client, dom, snap, existing, existing_xml)
+    command = qemu_img(module.get_bin_path('qemu-img'))
+    if params['domains'] is None:
+        result, warnings = manage_domain(params, client, module.check_mode, module._diff, command)
+        for warning in warnings:
+            module.warn(warning)
+        return result
 
-    for warning in plan.warnings:
-        module.warn(warning)
-    if plan.changed and not module.check_mode:
-        runner = Runner(client, dom, command=qemu_img(module), merge_timeout=params['merge_timeout'])
-        snap = runner.execute(snap, plan)
-        snapshot = client.describe_snapshot(snap) if snap is not None else None
-        domain_state = client.domain_state(dom)
+    client.connect()
+    targets, warnings = _batch.resolve(client, params['domains'])
+    group = None
+    if params['consistency'] == 'group':
+        outcomes, group = take_group(params, client, module.check_mode, module._diff, command, targets)
     else:
-        snapshot = plan.snapshot
-        domain_state = plan.domain_state or client.domain_state(dom)
-
-    result = dict(changed=plan.changed, snapshot=snapshot, domain_state=domain_state, deleted=plan.deleted,
-                  merged=plan.merged)
-    if module._diff:
-        result['diff'] = dict(before=plan.before, after=plan.after)
+        outcomes = _batch.run_each(targets, lambda name, dom: manage_domain(
+            dict(params, domain=name), client, module.check_mode, module._diff, command, dom), params['parallel'])
+    result, domain_warnings, failure = _batch.summarize(outcomes, module._diff)
+    for warning in warnings + domain_warnings:
+        module.warn(warning)
+    if group is not None:
+        result['group'] = group
+    if failure is not None:
+        raise SnapshotError(failure.msg, **result)
     return result
 
 
-def backing_chain(module, path):
-    rc, out, err = qemu_img(module)(['info', '--backing-chain', '--output=json', '-U', path])
+def backing_chain(command, path):
+    rc, out, err = command(['info', '--backing-chain', '--output=json', '-U', path])
     if rc != 0:
         raise SnapshotError("qemu-img could not read the backing chain of '%s': %s" % (path, (err or '').strip()))
     return chain_from_qemu_img(out)
 
 
-def qemu_img(module):
-    """Run qemu-img without a shell, for merges of shut-off domains."""
+def qemu_img(path):
+    """Run qemu-img (at ``path``, None when it is not installed) without a shell: (argv) -> (rc, stdout, stderr), for
+    merges and backing chains of shut-off domains.
+
+    Workers of a task with domains run it, so it does not use the module's run_command, which may end the module.
+    """
     def run(args):
-        path = module.get_bin_path('qemu-img')
         if path is None:
             raise SnapshotError('qemu-img is needed to merge a shut-off domain, but it is not installed on this host '
                                 '(Debian/Ubuntu: qemu-utils, Fedora/RHEL: qemu-img).')
-        return module.run_command([path] + args)
+        try:
+            done = subprocess.run([path] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, check=False)
+        except OSError as exc:
+            raise SnapshotError('Could not run %s: %s.' % (path, exc))
+        return done.returncode, done.stdout, done.stderr
     return run
 
 
 def main():
     argument_spec = _common.argument_spec(
-        domain=dict(type='str', required=True, aliases=['guest']),
-        name=dict(type='str', required=True, aliases=['snapshot']),
+        domain=dict(type='str', aliases=['guest']),
+        domains=dict(type='list', elements='str'),
+        name=dict(type='str', aliases=['snapshot']),
         state=dict(type='str', default='present', choices=['present', 'absent', 'merged', 'reverted']),
         description=dict(type='str'),
         memory=dict(type='bool'),
@@ -643,12 +1050,18 @@ def main():
         children=dict(type='bool', default=False),
         children_only=dict(type='bool', default=False),
         metadata_only=dict(type='bool', default=False),
+        all=dict(type='bool', default=False),
+        pattern=dict(type='str'),
+        keep_newest=dict(type='int'),
         revert_state=dict(type='str', default='snapshot', choices=['snapshot', 'running', 'paused']),
         force=dict(type='bool', default=False),
         merge_timeout=dict(type='float', default=3600),
+        parallel=dict(type='int', default=4),
+        consistency=dict(type='str', default='independent', choices=['independent', 'group']),
     )
     module = _common.new_module(argument_spec, supports_check_mode=True,
-                                mutually_exclusive=[('children', 'children_only')])
+                                mutually_exclusive=[('children', 'children_only'), ('domain', 'domains')],
+                                required_one_of=[('domain', 'domains')])
     _common.run(module, manage)
 
 
