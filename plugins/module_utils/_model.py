@@ -36,7 +36,10 @@ NO = 'no'
 DOMAIN_STATES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
 ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
 
-NAME_MAX_LENGTH = 255
+# libvirt's QEMU driver keeps each snapshot's record in '<name>.xml', written through '<name>.xml.new': with the file
+# system's 255-byte limit on a file name, that leaves 247 bytes of UTF-8 for the name. A longer one fails only after
+# QEMU has taken the snapshot, leaving an internal snapshot libvirt does not know about.
+NAME_MAX_BYTES = 247
 
 # The collection's own element in a domain's <metadata>: its namespace, the prefix libvirt writes it with (the key of
 # virDomainSetMetadata), and the child virt_start_from_snapshot records a start in.
@@ -73,8 +76,10 @@ def validate_snapshot_name(name, option='name'):
         raise SnapshotError('The snapshot %s must not be empty. Give the snapshot a name, for example %s=before-upgrade.'
                             % (option, option))
     problems = []
-    if len(name) > NAME_MAX_LENGTH:
-        problems.append('it is %d characters long (at most %d are allowed)' % (len(name), NAME_MAX_LENGTH))
+    size = len(name.encode('utf-8', 'surrogatepass'))
+    if size > NAME_MAX_BYTES:
+        problems.append('it is %d bytes long in UTF-8 (at most %d are allowed, because libvirt stores the snapshot in '
+                        'a file named after it)' % (size, NAME_MAX_BYTES))
     if '/' in name:
         problems.append("it contains '/' (external snapshot files are named after the snapshot)")
     if name != name.strip():
@@ -87,7 +92,8 @@ def validate_snapshot_name(name, option='name'):
         problems.append("it starts with '.' (libvirt keeps snapshot definitions in files named after them)")
     if problems:
         raise SnapshotError('The snapshot %s %r is not valid: %s. Choose a name of printable characters without '
-                            "'/' that does not start with '.', of at most %d characters." % (option, name, '; '.join(problems), NAME_MAX_LENGTH))
+                            "'/' that does not start with '.', of at most %d bytes."
+                            % (option, name, '; '.join(problems), NAME_MAX_BYTES))
 
 
 def validate_description(description):

@@ -111,7 +111,8 @@ options:
   name:
     description:
       - Name of the snapshot. It is the idempotency key within the domain.
-      - Printable characters, at most 255, no C(/), not starting with C(.) and without leading or trailing white space.
+      - Printable characters, at most 247 bytes in UTF-8 (libvirt stores the snapshot in a file named after it), no
+        C(/), not starting with C(.) and without leading or trailing white space.
         XML special characters and any Unicode are stored exactly.
       - Required, except with O(state=absent) and O(pattern) or O(all=true), which choose the snapshots instead.
     type: str
@@ -238,12 +239,18 @@ options:
       - With O(state=absent), also delete every snapshot below this one (its whole subtree). Needs O(force=true) when
         there are any.
       - Without it, only this snapshot is deleted and its children are re-parented to its parent.
+      - libvirt deletes external snapshots only one at a time, so the subtree of an external snapshot is merged as
+        with O(state=merged), which keeps the domain's current data just as libvirt's delete does. A subtree that
+        holds external snapshots below an internal one is refused before anything changes, naming the external
+        snapshots to merge first.
     type: bool
     default: false
   children_only:
     description:
       - With O(state=absent), keep this snapshot and delete every snapshot below it. Needs O(force=true) when there
         are any.
+      - Refused before anything changes when external snapshots are below it (libvirt deletes those only one at a
+        time); the message names the snapshot to merge with O(state=merged) and O(force=true) instead.
       - Mutually exclusive with O(children).
     type: bool
     default: false
@@ -522,7 +529,9 @@ deleted:
   elements: str
   sample: [before-upgrade, after-upgrade]
 merged:
-  description: What O(state=merged) merged where, one entry per disk (empty otherwise).
+  description:
+    - What was merged where, one entry per disk, by O(state=merged) or by an O(state=absent) that merges (the subtree
+      of an external snapshot with O(children=true), or an external snapshot on libvirt before 9.0). Empty otherwise.
   returned: with O(domain)
   type: list
   elements: dict
@@ -815,7 +824,7 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
     if snap is None:
         return plan_absent(params, None, [])
     descendants = client.describe_descendants(snap) if existing['children'] else []
-    if params['metadata_only'] or params['children'] or params['children_only']:
+    if params['metadata_only'] or params['children_only']:
         current = client.current_snapshot_name(dom) if params['children_only'] and descendants else None
         return plan_absent(params, existing, descendants, current_name=current)
     domain, parent, current = _tree_context(client, dom, existing, command)

@@ -27,7 +27,8 @@ FAITHFUL_TEXTS = [
     u'\u00fcmlaut \u00e9t\u00e9 \u540d\u524d \u0417\u0438\u043c\u0430',
     u'emoji \U0001F600 and math \U0001D400',
     'inner  double  spaces',
-    'x' * 255,
+    'x' * 247,
+    u'\u00fc' * 123,
 ]
 
 
@@ -47,7 +48,8 @@ def test_valid_names_are_accepted(name):
     ('tab\there', ['control character']),
     ('nul\x00', ['control character']),
     ('del\x7f', ['control character']),
-    ('x' * 256, ['it is 256 characters long (at most 255 are allowed)']),
+    ('x' * 248, ['it is 248 bytes long in UTF-8 (at most 247 are allowed']),
+    (u'\u00fc' * 124, ['it is 248 bytes long in UTF-8 (at most 247 are allowed']),
     ('.hidden', ["starts with '.'"]),
     ('..', ["starts with '.'"]),
     (' lead', ['starts or ends with white space']),

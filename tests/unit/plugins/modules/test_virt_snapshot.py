@@ -280,7 +280,7 @@ def test_reverted_in_check_mode_and_for_real(run, testhost, revert_state, state_
     ({'name': ''}, 'The snapshot name must not be empty.'),
     ({'name': 'a/b'}, "The snapshot name 'a/b' is not valid: it contains '/'"),
     ({'name': 'two\nlines'}, "The snapshot name 'two\\nlines' is not valid: it contains a control character"),
-    ({'name': 'x' * 256}, 'is not valid: it is 256 characters long (at most 255 are allowed)'),
+    ({'name': 'x' * 248}, 'is not valid: it is 248 bytes long in UTF-8 (at most 247 are allowed'),
     ({'name': '.hidden'}, "The snapshot name '.hidden' is not valid: it starts with '.'"),
     ({'description': 'bell\x07'}, 'The description contains characters XML cannot carry (U+0007).'),
 ])
