@@ -480,6 +480,15 @@ def test_absent_children_only_keeps_the_snapshot(options, flags):
     assert (plan.before['children'], plan.after['children'], plan.after['exists']) == (['c1'], [], True)
 
 
+@pytest.mark.parametrize('current_name, is_current_after', [('c2', True), ('c1', True), ('other', False), (None, False)])
+def test_absent_children_only_makes_the_kept_snapshot_current_when_the_current_one_goes(current_name,
+                                                                                          is_current_after):
+    # libvirt moves the current marker to the kept snapshot when it deletes the current one below it.
+    plan = _plan.plan_absent(absent(children_only=True, force=True), SNAP, BELOW, current_name=current_name)
+    assert plan.snapshot['is_current'] is is_current_after
+    assert plan.after['is_current'] is is_current_after
+
+
 def test_absent_children_only_on_a_leaf_is_no_change():
     leaf = snapshot_dict('snap', parent='base')
     plan = _plan.plan_absent(absent(children_only=True), leaf, [])
