@@ -345,6 +345,8 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
     if params.get('children_only'):
         if not names:
             return Plan([], diff_view(existing), diff_view(existing), existing, None)
+        if not params.get('metadata_only'):
+            _refuse_external_subtree(descendants, "the snapshots below '%s'" % existing['name'])
         require_force(params, names, "Deleting the snapshots below '%s'" % existing['name'])
         flags.append('children_only')
         # When the current snapshot is among those deleted, libvirt makes the kept snapshot current.
@@ -354,8 +356,15 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
         return Plan([action], diff_view(existing), diff_view(after), after, None, deleted=names)
     deleted = [existing['name']]
     gone = [existing]
-    if params.get('children'):
+    # libvirt refuses its children flag on any external snapshot, even one without children: such a leaf is deleted
+    # like any other snapshot.
+    if params.get('children') and (names or existing['location'] == INTERNAL):
+        if existing['location'] != EXTERNAL and not params.get('metadata_only'):
+            _refuse_external_subtree(descendants, "snapshot '%s' with its children" % existing['name'])
         require_force(params, names, "Deleting snapshot '%s' with its children" % existing['name'])
+        if existing['location'] == EXTERNAL and not params.get('metadata_only'):
+            # libvirt deletes external snapshots only one at a time; a merge folds the same layers into the same base.
+            return plan_merge(dict(params, force=True), domain, existing, bases, descendants, current_name, local)
         flags.append('children')
         deleted += names
         gone += list(descendants)
@@ -369,6 +378,25 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
     action = Action('delete', name=existing['name'], flags=flags, keeps_snapshot=False,
                     remove_files=_memory_files(params, gone))
     return Plan([action], diff_view(existing), diff_view(None), None, None, deleted=deleted)
+
+
+def _refuse_external_subtree(descendants, what):
+    """libvirt refuses children and children_only when an external snapshot is among those to delete ("deletion of
+    external children disk snapshots not supported"): say which, and how to merge them instead."""
+    external = [item['name'] for item in descendants if item['location'] != INTERNAL]
+    if not external:
+        return
+    # The highest external ones: merging each of them with force takes the rest of its subtree along.
+    highest = [item['name'] for item in descendants
+               if item['location'] != INTERNAL and item['parent'] not in external]
+    raise SnapshotError('Cannot delete %s: libvirt deletes external snapshots only one at a time, never with children '
+                        'or children_only, and %s %s external. Nothing was changed. Merge them instead, which keeps '
+                        "the domain's current data as deleting them would: state: merged with force: true on %s, "
+                        'then run this task again for what is left. Or use metadata_only: true to forget them and '
+                        'keep their files.'
+                        % (what, ', '.join(external), 'is' if len(external) == 1 else 'are',
+                           ', '.join("'%s'" % name for name in highest)),
+                        affected=[item['name'] for item in descendants])
 
 
 def _memory_files(params, snapshots):
