@@ -43,6 +43,30 @@ def _make_private(client, paths):
                                 '%s. Fix its mode by hand; it holds guest data.' % (path, exc))
 
 
+def execute_or_decide_again(runner, snap, plan, name, decide):
+    """Perform ``plan`` on ``snap``, the snapshot called ``name`` as this run found it (None when it did not exist).
+
+    Another run can create or delete the same snapshot between this run's lookup and its action; libvirt then refuses
+    ("domain moment NAME already exists", "no domain snapshot with matching name"). When the plan fails and the
+    snapshot's existence is no longer what this run found, ``decide(snapshot object or None)`` decides again from what
+    exists now, and that plan is performed instead: the task ends as if it had started a moment later, so a request the
+    other run already fulfilled changes nothing. Any other failure is raised as it was.
+
+    Returns (the snapshot object after the plan, or None; the plan performed).
+    """
+    try:
+        return runner.execute(snap, plan), plan
+    except SnapshotError as failure:
+        try:
+            now = runner.client.find_snapshot(runner.dom, name)
+        except SnapshotError:
+            raise failure from None  # the connection failed: the action's own error says more than the lookup's
+        if (now is None) == (snap is None):
+            raise
+    plan = decide(now)
+    return (runner.execute(now, plan) if plan.changed else now), plan
+
+
 class Runner:
     """Performs plans for one domain. ``command`` runs a program without a shell: (argv) -> (rc, stdout, stderr)."""
 
@@ -71,6 +95,8 @@ class Runner:
                     result = made
             elif action.kind == 'delete':
                 target = self.client.find_snapshot(self.dom, params['name']) if params.get('lookup') else snap
+                if target is None:
+                    continue  # looked up now and gone: another run deleted it since this one read it
                 self.client.delete_snapshot(target, params['flags'])
                 self._remove_files(params.get('remove_files') or [])
                 if not params['keeps_snapshot'] and target is result:
@@ -139,8 +165,10 @@ class Runner:
         if not self.client.is_local():
             return
         for path in paths:
-            if os.path.exists(path):
+            try:
                 os.unlink(path)
+            except FileNotFoundError:
+                pass  # never created, or removed by another run that deleted the same snapshot
 
     def _pivot_when_ready(self, disk):
         deadline = self._clock() + self.merge_timeout

@@ -629,8 +629,12 @@ group:
 
 import subprocess
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch, _common
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import Runner, missing_snapshot_error
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import (
+    Runner,
+    execute_or_decide_again,
+    missing_snapshot_error,
+)
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     EXTERNAL,
@@ -785,14 +789,30 @@ def read_domain_with_chains(client, dom, command):
     return domain
 
 
-def _tree_context(client, dom, existing, command):
+def _tree_context(client, dom, snap, existing, command):
     """What foreseeing a delete or merge needs: the domain (with its disks' backing chains), the snapshot's parent,
     and the current snapshot's name."""
     domain = read_domain_with_chains(client, dom, command)
-    parent = None
-    if existing['parent'] is not None:
-        parent = client.describe_snapshot(client.find_snapshot(dom, existing['parent']))
-    return domain, parent, client.current_snapshot_name(dom)
+    return domain, _parent(client, dom, snap, existing['parent']), client.current_snapshot_name(dom)
+
+
+def _parent(client, dom, snap, name):
+    """The dict of the parent called ``name`` of ``snap`` (None for a root).
+
+    Another run may delete the parent after this run read the snapshot; libvirt then gives the snapshot the parent's
+    parent, so the snapshot's parent is read again.
+    """
+    while name is not None:
+        parent = client.find_snapshot(dom, name)
+        if parent is not None:
+            return client.describe_snapshot(parent)
+        renewed = parse_snapshot(client.snapshot_xml(snap), dom.name())['parent']
+        if renewed == name:
+            raise SnapshotError("Snapshot '%s' of domain '%s' names '%s' as its parent, which libvirt cannot find. "
+                                'Check the tree with `virsh snapshot-list %s --tree`.'
+                                % (snap.getName(), dom.name(), name, dom.name()))
+        name = renewed
+    return None
 
 
 def plan_for(params, client, dom, snap, existing, existing_xml, command):
@@ -806,7 +826,8 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
         if snap is not None and new is None and existing['location'] == EXTERNAL:
             for child_name in existing['children']:
                 child = client.find_snapshot(dom, child_name)
-                children[child_name] = (client.snapshot_xml(child), client.is_current(child))
+                if child is not None:  # else deleted by another run since: no longer a child to re-parent
+                    children[child_name] = (client.snapshot_xml(child), client.is_current(child))
         return plan_rename(params, existing, existing_xml, client.describe_snapshot(new) if new is not None else None,
                            children)
     if state == 'present':
@@ -827,7 +848,7 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
     if params['metadata_only'] or params['children_only']:
         current = client.current_snapshot_name(dom) if params['children_only'] and descendants else None
         return plan_absent(params, existing, descendants, current_name=current)
-    domain, parent, current = _tree_context(client, dom, existing, command)
+    domain, parent, current = _tree_context(client, dom, snap, existing, command)
     bases = snapshot_disk_bases(existing_xml)
     if state == 'merged':
         return plan_merge(params, domain, existing, bases, descendants, current, client.is_local())
@@ -871,12 +892,15 @@ class DomainRun:
         if is_bulk(self.params):
             self.plan = plan_bulk_for(self.params, self.client, self.dom, self.command)
             return self.plan
-        snap = self.client.find_snapshot(self.dom, self.params['name'])
+        self.snap = self.client.find_snapshot(self.dom, self.params['name'])
+        self.plan = self.decide(self.snap)
+        return self.plan
+
+    def decide(self, snap):
+        """Read what the decision about ``snap`` (the snapshot object, or None) needs, and decide."""
         existing_xml = self.client.snapshot_xml(snap) if snap is not None else None
         existing = self.client.describe_snapshot(snap, existing_xml) if snap is not None else None
-        self.snap = snap
-        self.plan = plan_for(self.params, self.client, self.dom, snap, existing, existing_xml, self.command)
-        return self.plan
+        return plan_for(self.params, self.client, self.dom, snap, existing, existing_xml, self.command)
 
     @property
     def creates(self):
@@ -894,9 +918,11 @@ class DomainRun:
         if isinstance(self.plan, BulkPlan):
             self._delete_each(runner)
         else:
-            self.snap = runner.execute(self.snap, self.plan)
+            self.snap, self.plan = execute_or_decide_again(runner, self.snap, self.plan, self.params['name'],
+                                                           self.decide)
         self.acted = True
-        if recorded_state is not None:
+        # A plan decided again after another run took the snapshot first creates nothing: that snapshot stays as it is.
+        if recorded_state is not None and self.creates:
             xml = with_state(self.client.snapshot_xml(self.snap), recorded_state)
             self.snap = self.client.create_snapshot(self.dom, xml, ['redefine', 'current'], self.params['name'])
 
@@ -953,6 +979,7 @@ def take_group(params, client, check_mode, diff, command, targets):
     paused. libvirt itself pauses a running domain while it saves an internal snapshot's memory and records
     'running'; the group does the same: such a snapshot's record is set to 'running' before the domain resumes.
     """
+    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch
     runs = [(name, DomainRun(dict(params, domain=name), client, dom, command)) for name, dom in targets]
     planned = _batch.run_each(runs, lambda name, run: (run.prepare(), []), params['parallel'])
     unplanned = [outcome.name for outcome in planned if not outcome.ok]
@@ -992,6 +1019,9 @@ def manage(module, client):
             module.warn(warning)
         return result
 
+    # Imported here, not at the top: Ansible compiles every imported module_utils file from the module's zip on each
+    # run, and a task on one domain needs neither the pool nor the glob matching.
+    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch
     client.connect()
     targets, warnings = _batch.resolve(client, params['domains'])
     group = None
