@@ -15,6 +15,7 @@ ANSIBLE_TEST := hacking/ansible-test.sh
 TESTCTL := $(VENV)/bin/python tests/integration/targets/setup_libvirt/files/vmsnap_testctl.py
 
 .PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
+.PHONY: lint build docs changelog molecule
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 20
@@ -38,14 +39,33 @@ units: bootstrap ## ansible-test units with the .venv's Python
 integration: setup ## ansible-test integration on the real daemon (root, destructive targets)
 	$(ANSIBLE_TEST) integration --local --python $(PYTHON_VERSION) --allow-destructive --continue-on-error
 
-test: setup ## setup, then sanity, units and integration: all run; fails if any failed
+test: setup ## setup, then sanity, units, integration, lint, build, docs, molecule: all run; fails if any failed
 	@failed=(); \
-	for step in sanity units integration; do \
+	for step in sanity units integration $(TEST_EXTRA_STEPS); do \
 	    echo "=== make $$step"; \
 	    if $(MAKE) --no-print-directory $$step; then echo "=== $$step: ok"; else echo "=== $$step: FAILED"; failed+=("$$step"); fi; \
 	done; \
 	if (( $${#failed[@]} )); then echo "make test: FAILED: $${failed[*]}"; exit 1; fi; \
-	echo "make test: sanity, units and integration all passed"
+	echo "make test: sanity, units, integration and $(TEST_EXTRA_STEPS) all passed"
+
+# What `make test` runs after the tests: lint, the package, the documentation site (with the changelog) and the Molecule
+# example. Tools for lint, docs and the package check live in .venv-docs (docs/requirements.txt, hacking/tools-venv.sh).
+TEST_EXTRA_STEPS := lint build docs molecule
+
+lint: bootstrap ## ruff, ansible-lint (production) on roles/ and examples/, antsibull-docs and antsibull-changelog lint
+	hacking/lint.sh
+
+build: bootstrap ## ansible-galaxy collection build to .build/dist; check its files, install it, ansible-doc, a playbook, the EE
+	hacking/check-build.sh
+
+docs: bootstrap ## the documentation site in .build/docs/html: module and role reference (antsibull-docs), guides, pictures
+	hacking/docs.sh
+
+changelog: bootstrap ## antsibull-changelog lint; the next release's notes in .build/changelog/CHANGELOG.rst
+	hacking/changelog.sh
+
+molecule: setup ## the Molecule scenario of examples/molecule on a throwaway domain (hacking/molecule-examples.sh)
+	hacking/molecule-examples.sh
 
 # The demo gets the staged collection on ANSIBLE_COLLECTIONS_PATH, the .venv first on PATH, and the .venv's Python as the
 # interpreter for localhost (interpreter discovery can pick a pyenv shim of a Python that is not installed here).
