@@ -13,6 +13,10 @@ PYTHON_VERSION = $(shell $(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.
 VENV := .venv
 ANSIBLE_TEST := hacking/ansible-test.sh
 TESTCTL := $(VENV)/bin/python tests/integration/targets/setup_libvirt/files/vmsnap_testctl.py
+# Where libvirt and QEMU come from: stock (Debian 12: libvirt 9.0, QEMU 7.2) or backports (bookworm-backports:
+# libvirt 11.3, QEMU 10), e.g. `make test LIBVIRT=backports`. A daemon that already answers keeps its version: stop it
+# first to test another one. hacking/test-in-bpo-root.sh tests backports in a root of its own instead.
+LIBVIRT ?= stock
 
 .PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
 .PHONY: lint build docs changelog molecule
@@ -22,8 +26,8 @@ help: ## list the targets
 
 setup: bootstrap libvirt-up ## install Debian packages and .venv, start libvirtd if nothing answers
 
-bootstrap: ## Debian packages, .venv from requirements-dev.txt, ansible-test's offline pip bootstrap
-	hacking/bootstrap.sh
+bootstrap: ## Debian packages (LIBVIRT=stock|backports), .venv from requirements-dev.txt, ansible-test's offline pip bootstrap
+	LIBVIRT=$(LIBVIRT) hacking/bootstrap.sh
 
 libvirt-up: ## start virtlogd + libvirtd (no systemd) unless qemu:///system answers
 	hacking/libvirt-up.sh
@@ -39,7 +43,7 @@ units: bootstrap ## ansible-test units with the .venv's Python
 integration: setup ## ansible-test integration on the real daemon (root, destructive targets)
 	$(ANSIBLE_TEST) integration --local --python $(PYTHON_VERSION) --allow-destructive --continue-on-error
 
-test: setup ## setup, then sanity, units, integration, lint, build, docs, molecule: all run; fails if any failed
+test: setup ## setup, then sanity, units, integration, lint, build, docs, molecule: all run; fails if any failed. LIBVIRT=backports: libvirt 11.3
 	@failed=(); \
 	for step in sanity units integration $(TEST_EXTRA_STEPS); do \
 	    echo "=== make $$step"; \

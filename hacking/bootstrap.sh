@@ -2,12 +2,15 @@
 # Prepare this machine for building and testing vmsnap.libvirt. Idempotent, and quick when all is in place.
 #
 #  1. Debian packages: libvirt (daemon, client, headers) and QEMU, the build tools for libvirt-python, and the tools the
-#     Makefile uses. `apt-get update` runs only when a package is missing.
+#     Makefile uses. `apt-get update` runs only when a package is missing. LIBVIRT=backports takes libvirt and QEMU from
+#     bookworm-backports (libvirt 11.3, QEMU 10) and adds that apt source when it is missing; the default, stock, takes
+#     Debian 12's (libvirt 9.0, QEMU 7.2) and never downgrades what is installed.
 #  2. .venv in the repository with the exact versions of requirements-dev.txt; pip runs again only when that file
 #     (or the Python it was built with) changed: a stamp file in .venv records what was installed.
 #  3. The offline pip bootstrap that `ansible-test sanity` needs (see hacking/offline_get_pip.py).
 #
-# Environment: PYTHON (default python3) is the interpreter the virtual environment is made from.
+# Environment: PYTHON (default python3) is the interpreter the virtual environment is made from;
+# LIBVIRT (stock or backports, default stock) picks where libvirt and QEMU come from.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,35 +18,78 @@ venv="$repo_root/.venv"
 requirements="$repo_root/requirements-dev.txt"
 stamp="$venv/.requirements-dev.stamp"
 python=${PYTHON:-python3}
+libvirt_from=${LIBVIRT:-stock}
+backports_suite=bookworm-backports
 
 log() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
 
-debian_packages=(
-    # libvirt and QEMU, as measured in ../shared/docs/libvirt-here.md
-    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
-    # building libvirt-python (an sdist) against the system's libvirt
-    libvirt-dev pkg-config gcc
+case $libvirt_from in
+    stock | backports) ;;
+    *) die "LIBVIRT=$libvirt_from: use stock (Debian 12's libvirt 9.0) or backports (libvirt 11.3 from $backports_suite)" ;;
+esac
+
+# libvirt and QEMU, as measured in ../shared/docs/libvirt-here.md, and libvirt's headers for building libvirt-python
+# (an sdist) against the system's libvirt: LIBVIRT=backports takes these from bookworm-backports.
+libvirt_packages=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils libvirt-dev)
+other_packages=(
+    # the rest of the build tools for libvirt-python
+    pkg-config gcc
     # the Makefile and sanity tests
     make git rsync shellcheck
+    # ansible-test integration (it runs ssh-keygen even for --local)
+    openssh-client
 )
 
-install_debian_packages() {
-    local missing=() package status
-    for package in "${debian_packages[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
-        [[ $status == installed ]] || missing+=("$package")
-    done
-    if ((${#missing[@]} == 0)); then
-        log "Debian packages: all ${#debian_packages[@]} present"
+installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]; }
+installed_from_backports() { installed "$1" && [[ $(dpkg-query -W -f='${Version}' "$1") == *~bpo12* ]]; }
+
+# Add bookworm-backports next to the source that serves bookworm, unless apt already knows it.
+add_backports_source() {
+    local targets mirror file=/etc/apt/sources.list.d/vmsnap-bookworm-backports.sources
+    # shellcheck disable=SC2016  # $(RELEASE) and $(SITE) are apt's field names, not shell
+    targets=$(apt-get indextargets --format '$(RELEASE) $(SITE)')
+    if grep -q "^$backports_suite " <<<"$targets"; then
         return
     fi
-    [[ $(id -u) == 0 ]] || die "Debian packages missing (${missing[*]}) and not root: install them or run as root"
-    log "Debian packages: installing ${missing[*]}"
+    mirror=$(sed -n '/^bookworm /{s///p;q}' <<<"$targets")
+    [[ -n $mirror ]] || die "no apt source serves bookworm: add $backports_suite to /etc/apt/sources.list.d/ yourself"
+    log "adding the apt source $backports_suite ($mirror) as $file"
+    printf '%s\n' 'Types: deb' "URIs: $mirror" "Suites: $backports_suite" 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$file"
+}
+
+install_debian_packages() {
+    local from_debian=() from_backports=() package
+    for package in "${libvirt_packages[@]}"; do
+        if [[ $libvirt_from == backports ]]; then
+            installed_from_backports "$package" || from_backports+=("$package")
+        else
+            installed "$package" || from_debian+=("$package")
+        fi
+    done
+    for package in "${other_packages[@]}"; do
+        installed "$package" || from_debian+=("$package")
+    done
+    if ((${#from_debian[@]} + ${#from_backports[@]} == 0)); then
+        log "Debian packages: all $((${#libvirt_packages[@]} + ${#other_packages[@]})) present (libvirt: $libvirt_from)"
+        return
+    fi
+    [[ $(id -u) == 0 ]] \
+        || die "Debian packages missing (${from_debian[*]} ${from_backports[*]}) and not root: install them or run as root"
     export DEBIAN_FRONTEND=noninteractive
+    [[ $libvirt_from == stock ]] || add_backports_source
     apt-get update -q
     # --force-confold: a hand-written /etc/libvirt/qemu.conf (hacking/libvirt-up.sh) must not stop dpkg at a prompt.
-    apt-get install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+    if ((${#from_debian[@]})); then
+        log "Debian packages: installing ${from_debian[*]}"
+        apt-get install -y -q -o Dpkg::Options::=--force-confold "${from_debian[@]}" </dev/null
+    fi
+    if ((${#from_backports[@]})); then
+        # -t: their dependencies come from backports too (libvirt0, QEMU's data, and systemd/libudev).
+        log "Debian packages: installing ${from_backports[*]} from $backports_suite"
+        apt-get install -y -q -o Dpkg::Options::=--force-confold -t "$backports_suite" "${from_backports[@]}" </dev/null
+    fi
 }
 
 create_venv() {
