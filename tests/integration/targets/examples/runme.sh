@@ -58,7 +58,7 @@ run_example 0 fleet_pre_upgrade_snapshots.yml -e "$guests" -e phase=commit
 ansible-playbook verify.yml "${test_vars[@]}" -e step=committed
 
 # Three nights, keeping two nightly snapshots (snapshot names have a one-second resolution).
-for night in 1 2 3; do
+for _ in 1 2 3; do
     run_example some nightly_retention.yml -e "{\"guests\": [\"${prefix}web*\"], \"keep\": 2}"
     sleep 1
 done
