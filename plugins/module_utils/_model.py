@@ -13,9 +13,10 @@ Nothing here talks to libvirt: the client hands XML strings in, and gets XML str
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import json
 import os.path
+import threading
+import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
@@ -48,9 +49,17 @@ VMSNAP_METADATA_KEY = 'vmsnap'
 START_RECORD = 'started-from'
 
 
+_PARSERS = threading.local()
+
+
 def _parser():
-    # No network access and no entity expansion: the XML comes from libvirt or from the user.
-    return etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+    """This thread's XML parser: no network access and no entity expansion (the XML comes from libvirt or from the
+    user). Made once per thread, since an lxml parser must not be shared between threads and reading a thousand
+    snapshots should not build a thousand parsers."""
+    parser = getattr(_PARSERS, 'parser', None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+    return parser
 
 
 def parse_xml(text, what):
@@ -127,6 +136,17 @@ def _disk_source(disk):
     return disk_type, None
 
 
+def _mirror(disk):
+    """The block job a running domain's disk is in ({'job': 'active-commit', 'copy', ..., 'file': where it writes,
+    'ready': whether it can be pivoted}), or None. libvirt keeps it across its own restarts."""
+    mirror = disk.find('mirror')
+    if mirror is None:
+        return None
+    source = mirror.find('source')
+    target = source.get('file') or source.get('dev') if source is not None else mirror.get('file')
+    return {'job': mirror.get('job', 'copy'), 'file': target, 'ready': mirror.get('ready') == 'yes'}
+
+
 def _backing_chain(disk):
     """The files of a disk's backing chain, top first, as far as the XML records them."""
     chain = []
@@ -173,6 +193,7 @@ def parse_domain(xml, state):
             'readonly': disk.find('readonly') is not None,
             'snapshot_default': disk.get('snapshot'),
             'chain': _backing_chain(disk),
+            'mirror': _mirror(disk),
         })
     return {
         'name': root.findtext('name'),
@@ -259,7 +280,7 @@ def default_memory_path(domain, snapshot_name):
 def iso_utc(epoch):
     if epoch is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))
 
 
 def location_of(memory, disks):
