@@ -146,19 +146,24 @@ class Runner:
     # -- merge ---------------------------------------------------------------------------------------------------
 
     def _merge(self, snap, params, merged):
+        # A disk an interrupted merge already pivoted ('done') needs nothing more; one whose commit it started
+        # ('resume') only the pivot.
+        pending = [(disk, merge) for disk, merge in zip(params['disks'], merged) if not disk.get('done')]
         if params['running']:
-            for merge in merged:
-                self.client.block_commit(self.dom, merge['disk'], merge['base'])
+            for disk, merge in pending:
+                if not disk.get('resume'):
+                    self.client.block_commit(self.dom, merge['disk'], merge['base'])
                 merge['job_size'] = self._pivot_when_ready(merge['disk'])
-        else:
-            for merge in merged:
+        elif pending:
+            for dummy, merge in pending:
                 merge['job_size'] = self._commit_offline(merge)
             inactive = self.client.domain_xml(self.dom, inactive=True)
-            sources = dict((merge['disk'], (merge['base'], merge['base_format'])) for merge in merged)
+            sources = dict((merge['disk'], (merge['base'], merge['base_format'])) for dummy, merge in pending)
             self.client.define_domain(with_disk_sources(inactive, sources), self.dom.name())
-        # Only now, with every disk on its base, is the snapshot's record and its files safe to drop.
-        self.client.delete_snapshot(snap, params['drop_flags'])
+        # Only now, with every disk on its base, are the snapshot's files unused: remove them before its record, so
+        # that a run interrupted in between leaves a merge that the next run recognises as done.
         self._remove_files(params['remove_files'])
+        self.client.delete_snapshot(snap, params['drop_flags'])
 
     def _remove_files(self, paths):
         """Remove files a deleted snapshot leaves behind, where they live on this host."""

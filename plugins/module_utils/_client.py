@@ -50,6 +50,13 @@ _DELETE_FLAGS = {
     'children_only': 'VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY',
     'metadata_only': 'VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY',
 }
+_BLOCK_JOB_TYPES = (
+    ('VIR_DOMAIN_BLOCK_JOB_TYPE_PULL', 'pull'),
+    ('VIR_DOMAIN_BLOCK_JOB_TYPE_COPY', 'copy'),
+    ('VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT', 'commit'),
+    ('VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT', 'active-commit'),
+    ('VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP', 'backup'),
+)
 _REVERT_FLAGS = {
     'running': 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING',
     'paused': 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED',
@@ -411,9 +418,13 @@ class Client:
                    libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE, domain=dom.name())
 
     def block_job(self, dom, disk):
-        """{'cur': bytes done, 'end': bytes in all} of the disk's block job, or None when none runs."""
+        """{'job': its kind, named as the domain XML names it ('active-commit', 'copy', ...), 'cur': bytes done,
+        'end': bytes in all} of the disk's block job, or None when none runs."""
         info = self._call('read the block job of disk %s of' % disk, dom.blockJobInfo, disk, 0, domain=dom.name())
-        return info or None
+        if not info:
+            return None
+        names = [name for constant, name in _BLOCK_JOB_TYPES if getattr(libvirt, constant, None) == info.get('type')]
+        return dict(info, job=names[0] if names else 'unknown')
 
     def pivot(self, dom, disk):
         """Switch ``disk`` to the base its finished commit job wrote into; False while the job is not ready yet."""

@@ -493,14 +493,35 @@ def plan_merge(params, domain, existing, bases, descendants, current_name, local
                                 'changed.' % (name, disk['name'], domain['name']))
         chain = [item['file'] for item in current['chain']]
         base = (bases or {}).get(disk['name'])
+        folded = _overlays_of(disk['name'], [existing] + list(descendants))
+        if _merged_before(chain, base, folded, existing, descendants, current_name):
+            merges.append({'disk': disk['name'], 'top': base, 'base': base,
+                           'base_format': current['chain'][0]['format'], 'overlays': folded, 'done': True})
+            continue
         if disk['file'] not in chain or base not in chain or chain.index(base) <= chain.index(disk['file']):
             raise SnapshotError("Cannot merge snapshot '%s': disk %s no longer runs on its overlay '%s' above '%s' (the "
                                 "disk's chain is %s); the domain was reverted elsewhere. Nothing was changed. Use "
                                 'state: absent to let libvirt delete it, or metadata_only: true to forget it.'
                                 % (name, disk['name'], disk['file'], base, _chain_text(current)))
         position = chain.index(base)
-        merges.append({'disk': disk['name'], 'top': chain[0], 'base': base,
-                       'base_format': current['chain'][position]['format'], 'overlays': chain[:position]})
+        merge = {'disk': disk['name'], 'top': chain[0], 'base': base,
+                 'base_format': current['chain'][position]['format'], 'overlays': chain[:position]}
+        mirror = current.get('mirror')
+        if mirror is not None:
+            # A job libvirt runs without naming its target (it lost track of it in a restart) commits into this base
+            # if nothing else lies between the top and the base.
+            target = mirror['file'] if mirror['file'] is not None else (base if position == 1 else None)
+            if mirror['job'] != 'active-commit' or target != base:
+                raise SnapshotError("Cannot merge snapshot '%s': disk %s is busy with another block job (%s into %s). "
+                                    'Nothing was changed. Wait until it ends, or stop it with `virsh blockjob %s %s '
+                                    "--abort`, then run the task again."
+                                    % (name, disk['name'], mirror['job'],
+                                       "'%s'" % mirror['file'] if mirror['file'] else 'an image libvirt does not name',
+                                       domain['name'], disk['name']))
+            # A commit into this base that an interrupted run started (libvirt keeps it across its restarts): only its
+            # pivot remains to be done.
+            merge['resume'] = True
+        merges.append(merge)
 
     affected = [item['name'] for item in descendants]
     require_force(params, affected, "Merging snapshot '%s' folds every layer above its base and" % name)
@@ -517,9 +538,25 @@ def plan_merge(params, domain, existing, bases, descendants, current_name, local
     action = Action('merge', name=name, running=running, disks=merges,
                     remove_files=[path for merge in merges for path in merge['overlays']] + memory_files,
                     drop_flags=['metadata_only', 'children'] if affected else ['metadata_only'])
-    merged = [dict(merge, job_size=None) for merge in merges]
+    merged = [dict(((key, value) for key, value in merge.items() if key not in ('done', 'resume')), job_size=None)
+              for merge in merges]
     return Plan([action], diff_view(existing), diff_view(None), None, domain['state'], deleted=[name] + affected,
                 merged=merged)
+
+
+def _overlays_of(disk_name, snapshots):
+    """The overlay files the given external snapshots put on one disk, the snapshots' order reversed."""
+    return [disk['file'] for snapshot in reversed(snapshots) for disk in snapshot['disks']
+            if disk['name'] == disk_name and disk['snapshot'] == EXTERNAL and disk['file']]
+
+
+def _merged_before(chain, base, overlays, existing, descendants, current_name):
+    """Whether an earlier merge of this snapshot pivoted the disk to the base and was interrupted before it dropped
+    the snapshot's record: the disk writes to the snapshot's base, none of the overlays is in its chain any more, and
+    the domain's current snapshot is still this one or one below it on the way down. A revert to another snapshot
+    would have moved the current snapshot (an internal one) or put a fresh overlay on top (an external one)."""
+    return (bool(chain) and chain[0] == base and not set(overlays) & set(chain)
+            and _current_path(existing['name'], descendants, current_name) is not None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -815,6 +815,19 @@ def _parent(client, dom, snap, name):
     return None
 
 
+def _undescribed_block_jobs(client, dom, domain, existing):
+    """Add to the parsed domain the block jobs libvirt runs on the snapshot's disks without describing them in the
+    domain XML: after a restart it can run a commit that an interrupted merge started and show no <mirror> for it."""
+    if not domain['active']:
+        return
+    names = set(disk['name'] for disk in existing['disks'] if disk['snapshot'] == EXTERNAL)
+    for disk in domain['disks']:
+        if disk['name'] in names and disk['mirror'] is None:
+            job = client.block_job(dom, disk['name'])
+            if job is not None:
+                disk['mirror'] = {'job': job['job'], 'file': None, 'ready': job['cur'] == job['end']}
+
+
 def plan_for(params, client, dom, snap, existing, existing_xml, command):
     """Read what the decision needs, once, and decide."""
     state = params['state']
@@ -851,6 +864,7 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
     domain, parent, current = _tree_context(client, dom, snap, existing, command)
     bases = snapshot_disk_bases(existing_xml)
     if state == 'merged':
+        _undescribed_block_jobs(client, dom, domain, existing)
         return plan_merge(params, domain, existing, bases, descendants, current, client.is_local())
     return plan_absent(params, existing, descendants, domain, bases, parent, current, client.host(),
                        client.is_local())
