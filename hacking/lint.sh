@@ -29,7 +29,9 @@ run() {
 }
 run ruff ruff check --no-cache "${python_paths[@]}"
 # The example role's Molecule scenario finds its role the way Molecule sets it up (molecule.yml): on the roles path.
-run ansible-lint env ANSIBLE_ROLES_PATH="$repo_root/examples/molecule" ansible-lint --nocolor roles/ examples/
+# The collection's own modules come from the staged copy, as for every other tool here.
+run ansible-lint env ANSIBLE_COLLECTIONS_PATH="${stage%/ansible_collections/*}" ANSIBLE_ROLES_PATH="$repo_root/examples/molecule" \
+    ansible-lint --nocolor roles/ examples/
 run antsibull-docs env ANSIBLE_COLLECTIONS_PATH="${stage%/ansible_collections/*}" \
     antsibull-docs lint-collection-docs --plugin-docs "$stage"
 run antsibull-changelog antsibull-changelog lint
