@@ -107,7 +107,9 @@ class Runner:
                 self._merge(snap, params, plan.merged)
                 result = None
             elif action.kind == 'resume':
-                self.client.resume(self.dom)
+                # A guest a libvirt job left paused is resumed only while it still is (another job may have run since).
+                if not params.get('interrupted_pause') or self.client.interrupted_pause(self.dom):
+                    self.client.resume(self.dom)
             elif action.kind == 'suspend':
                 self.client.suspend(self.dom)
             elif action.kind == 'wait':

@@ -57,6 +57,8 @@ _BLOCK_JOB_TYPES = (
     ('VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT', 'active-commit'),
     ('VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP', 'backup'),
 )
+# The reasons libvirt pauses a domain for while a job of its own saves its memory.
+_JOB_PAUSE_REASONS = (('VIR_DOMAIN_PAUSED_SAVE', 'save'), ('VIR_DOMAIN_PAUSED_SNAPSHOT', 'snapshot'))
 _REVERT_FLAGS = {
     'running': 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING',
     'paused': 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED',
@@ -273,6 +275,16 @@ class Client:
             libvirt.VIR_DOMAIN_PMSUSPENDED: 'pmsuspended',
         }
         return names.get(state, 'nostate')
+
+    def interrupted_pause(self, dom):
+        """'save' or 'snapshot' when libvirt paused the domain for a save or snapshot job of its own that no longer
+        runs (the daemon stopped in the middle of it and did not resume the guest when it came back), else None."""
+        state, reason = self._call('read the state of', dom.state, 0, domain=dom.name())
+        reasons = dict((getattr(libvirt, constant), name) for constant, name in _JOB_PAUSE_REASONS)
+        if state != libvirt.VIR_DOMAIN_PAUSED or reason not in reasons:
+            return None
+        job = self._call('read the job of', dom.jobInfo, domain=dom.name())[0]
+        return reasons[reason] if job == libvirt.VIR_DOMAIN_JOB_NONE else None
 
     def domain_xml(self, dom, inactive=False):
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0

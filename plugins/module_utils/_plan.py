@@ -86,6 +86,16 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
     """Create the snapshot, or bring an existing one's description up to date."""
     if existing is not None:
         return _plan_update(params, existing, existing_xml)
+    actions = []
+    warnings = []
+    if domain.get('interrupted_pause'):
+        # libvirt paused the guest for a save or snapshot of its own and stopped before resuming it (typically an
+        # earlier try of this very task): resume it first, so the snapshot records the guest as it was.
+        actions.append(Action('resume', interrupted_pause=domain['interrupted_pause']))
+        warnings.append("Domain '%s' was paused by a libvirt %s job that no longer runs (the daemon stopped in the "
+                        'middle of it); it was resumed before the snapshot was taken.'
+                        % (domain['name'], domain['interrupted_pause']))
+        domain = dict(domain, state='running')
     spec = snapshot_spec(params, domain, host, path_exists)
     predicted = {
         'name': params['name'],
@@ -102,8 +112,8 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
         'disks': spec['disks'],
     }
     xml = build_snapshot_xml(params['name'], params['description'], spec['memory'], spec['disks'])
-    action = Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files'])
-    return Plan([action], diff_view(None), diff_view(predicted), predicted, domain['state'])
+    actions.append(Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files']))
+    return Plan(actions, diff_view(None), diff_view(predicted), predicted, domain['state'], warnings=warnings)
 
 
 def _plan_update(params, existing, existing_xml):

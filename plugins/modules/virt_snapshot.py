@@ -847,7 +847,9 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
         if existing is not None:
             return plan_present(params, None, existing, existing_xml, None, {})
         host = client.host() if params['location'] == 'auto' else {}
-        return plan_present(params, client.read_domain(dom), None, None, client.current_snapshot_name(dom), host)
+        domain = client.read_domain(dom)
+        domain['interrupted_pause'] = client.interrupted_pause(dom) if domain['state'] == 'paused' else None
+        return plan_present(params, domain, None, None, client.current_snapshot_name(dom), host)
     if state == 'reverted':
         if snap is None:
             raise missing_snapshot_error(client, dom, params['name'], 'revert to')

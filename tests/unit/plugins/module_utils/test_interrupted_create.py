@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmsnap.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A create run again after the libvirt daemon stopped in the middle of an internal snapshot of a running guest.
+
+libvirt pauses the guest while it saves the memory ("paused (saving)") and, killed at that moment, does not resume it
+when it comes back. The next create must resume the guest first, or its snapshot would record a paused guest and a
+revert to it would leave the guest paused. tests/reliability kills the real daemon there."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import libvirt
+import pytest
+
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _model, _plan
+
+DOMAIN_XML = ("<domain><name>web01</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+              "<source file='/images/vda.qcow2'/><target dev='vda'/></disk></devices></domain>")
+
+
+class FakeDomain:
+    def __init__(self, state, reason, job):
+        self._state = [state, reason]
+        self._job = job
+        self.resumed = 0
+
+    def name(self):
+        return 'web01'
+
+    def state(self, flags):
+        return self._state
+
+    def jobInfo(self):
+        return [self._job, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+    def resume(self):
+        self.resumed += 1
+        self._state = [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_UNPAUSED]
+
+
+@pytest.mark.parametrize('state, reason, job, expected', [
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SAVE, libvirt.VIR_DOMAIN_JOB_NONE, 'save'),
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT, libvirt.VIR_DOMAIN_JOB_NONE, 'snapshot'),
+    # a snapshot of another run is under way: its job will resume the guest
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SAVE, libvirt.VIR_DOMAIN_JOB_UNBOUNDED, None),
+    # paused by someone, on purpose
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, libvirt.VIR_DOMAIN_JOB_NONE, None),
+    (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED, libvirt.VIR_DOMAIN_JOB_NONE, None),
+])
+def test_interrupted_pause(state, reason, job, expected):
+    assert _client.Client('test:///default').interrupted_pause(FakeDomain(state, reason, job)) == expected
+
+
+def create_params():
+    return dict(name='snap', description=None, memory=None, location='internal', memory_file=None, disks=None,
+                quiesce=False)
+
+
+def test_create_resumes_a_guest_a_libvirt_job_left_paused_and_records_it_running():
+    domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='save')
+    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    assert [action.kind for action in plan.actions] == ['resume', 'create']
+    assert plan.actions[0].params == {'interrupted_pause': 'save'}
+    assert (plan.snapshot['state'], plan.snapshot['memory']['snapshot'], plan.domain_state) == \
+        ('running', 'internal', 'running')
+    assert plan.warnings == ["Domain 'web01' was paused by a libvirt save job that no longer runs (the daemon stopped "
+                             'in the middle of it); it was resumed before the snapshot was taken.']
+
+
+def test_create_leaves_a_guest_paused_on_purpose_as_it_is():
+    domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause=None)
+    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    assert [action.kind for action in plan.actions] == ['create']
+    assert (plan.snapshot['state'], plan.domain_state, plan.warnings) == ('paused', 'paused', [])
+
+
+@pytest.mark.parametrize('still_paused, resumed', [(True, 1), (False, 0)])
+def test_runner_resumes_only_while_the_guest_still_is_left_paused(still_paused, resumed):
+    dom = FakeDomain(libvirt.VIR_DOMAIN_PAUSED if still_paused else libvirt.VIR_DOMAIN_RUNNING,
+                     libvirt.VIR_DOMAIN_PAUSED_SAVE, libvirt.VIR_DOMAIN_JOB_NONE)
+    client = _client.Client('test:///default')
+    plan = _plan.Plan([_plan.Action('resume', interrupted_pause='save')], {}, {}, None, 'running')
+    _actions.Runner(client, dom).execute(None, plan)
+    assert dom.resumed == resumed
