@@ -83,11 +83,21 @@ def _version_string(number):
     return '%d.%d.%d' % (number // 1000000, number // 1000 % 1000, number % 1000)
 
 
+# The password of a uri's user part: qemu+tcp://user:PASSWORD@host/system.
+_URI_PASSWORD = re.compile(r'(//[^/@:]*):([^/@]*)@')
+
+
 def redact_uri(uri):
     """The uri with any password in its user part replaced, for messages and results."""
     if not uri:
         return uri
-    return re.sub(r'(//[^/@:]*):[^/@]*@', r'\1:********@', uri)
+    return _URI_PASSWORD.sub(r'\1:********@', uri)
+
+
+def uri_password(uri):
+    """The password in the uri's user part, or None."""
+    match = _URI_PASSWORD.search(uri or '')
+    return match.group(2) if match and match.group(2) else None
 
 
 def is_missing_domain(error):

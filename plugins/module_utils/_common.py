@@ -33,6 +33,10 @@ def argument_spec(**module_options):
 def new_module(argument_spec_, **kwargs):
     """An AnsibleModule for a vmsnap.libvirt module, failing clearly when libvirt-python or lxml is missing."""
     module = AnsibleModule(argument_spec=argument_spec_, **kwargs)
+    password = _client.uri_password(module.params.get('uri'))
+    if password:
+        # As secret as auth_password: kept out of every result, the echo of the module's arguments included.
+        module.no_log_values.add(password)
     if not _client.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib('libvirt-python (Debian/Ubuntu: python3-libvirt, '
                                                   'Fedora/RHEL: python3-libvirt)'),
