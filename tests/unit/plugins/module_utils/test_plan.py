@@ -481,8 +481,7 @@ def test_absent_children_only_keeps_the_snapshot(options, flags):
 
 
 @pytest.mark.parametrize('current_name, is_current_after', [('c2', True), ('c1', True), ('other', False), (None, False)])
-def test_absent_children_only_makes_the_kept_snapshot_current_when_the_current_one_goes(current_name,
-                                                                                          is_current_after):
+def test_absent_children_only_makes_the_kept_snapshot_current_when_the_current_one_goes(current_name, is_current_after):
     # libvirt moves the current marker to the kept snapshot when it deletes the current one below it.
     plan = _plan.plan_absent(absent(children_only=True, force=True), SNAP, BELOW, current_name=current_name)
     assert plan.snapshot['is_current'] is is_current_after
