@@ -20,6 +20,7 @@ LIBVIRT ?= stock
 
 .PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
 .PHONY: lint build docs changelog molecule
+.PHONY: bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 20
@@ -81,6 +82,10 @@ demo: setup ## run hacking/demo.sh (when it exists) with the staged collection a
 	ANSIBLE_PYTHON_INTERPRETER="$(CURDIR)/$(VENV)/bin/python" \
 	VMSNAP_TESTCTL="$(CURDIR)/$(TESTCTL)" \
 	bash hacking/demo.sh
+
+# Timings live in bench/ and bench/results/, never in tests. BENCH_ARGS=--quick for a smoke run, --skip-info, --only NAME.
+bench: setup ## the benchmark suite on the real daemon (bench/suite.py): prints ratios, writes bench/results/
+	$(VENV)/bin/python bench/suite.py $(BENCH_ARGS)
 
 clean: ## remove the staged collection (.build)
 	rm -rf .build

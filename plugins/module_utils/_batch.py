@@ -14,11 +14,11 @@ and only the module's main thread reports.
 
 Workers share the module's one libvirt connection. A virConnect is thread-safe, and libvirt-python releases the GIL
 for every call, so calls of several workers are in flight at once; the daemon serves up to max_client_requests (5 by
-default) calls of one client at a time and queues the rest. Measured here (libvirt 9.0, 2 cores, 20 shut-off domains,
-disk-only snapshot, median of 7): 4 workers on one connection 0.41 s, 4 workers with a connection each 0.45 s,
-one worker 0.81 s. A connection each buys nothing at the default parallel of 4 and costs an open (and, on remote
-URIs, an SSH or TLS handshake and an authentication) per worker, and the host's capabilities would be probed once per
-connection; so one connection it is.
+default) calls of one client at a time and queues the rest. Measured (`bench/suite.py --only connections`: libvirt 9.0,
+2 cores, 20 shut-off domains, the module's per-domain code, medians): 4 workers sharing one connection 0.40 s, 4
+workers with a connection each 0.40 s, one worker 0.74 s. A connection each buys nothing at the default parallel of 4
+and costs an open (and, on remote URIs, an SSH or TLS handshake and an authentication) per worker, and the host's
+capabilities would be probed once per connection; so one connection it is.
 """
 
 from __future__ import absolute_import, division, print_function
