@@ -108,7 +108,8 @@ class Runner:
                 result = None
             elif action.kind == 'resume':
                 # A guest a libvirt job left paused is resumed only while it still is (another job may have run since).
-                if not params.get('interrupted_pause') or self.client.interrupted_pause(self.dom):
+                left_paused = params.get('interrupted_pause')
+                if not left_paused or self.client.interrupted_pause(self.dom, left_paused in ('user', 'unknown')):
                     self.client.resume(self.dom)
             elif action.kind == 'suspend':
                 self.client.suspend(self.dom)

@@ -59,6 +59,7 @@ _BLOCK_JOB_TYPES = (
 )
 # The reasons libvirt pauses a domain for while a job of its own saves its memory.
 _JOB_PAUSE_REASONS = (('VIR_DOMAIN_PAUSED_SAVE', 'save'), ('VIR_DOMAIN_PAUSED_SNAPSHOT', 'snapshot'))
+_UNSURE_PAUSE_REASONS = (('VIR_DOMAIN_PAUSED_USER', 'user'), ('VIR_DOMAIN_PAUSED_UNKNOWN', 'unknown'))
 _REVERT_FLAGS = {
     'running': 'VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING',
     'paused': 'VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED',
@@ -286,11 +287,16 @@ class Client:
         }
         return names.get(state, 'nostate')
 
-    def interrupted_pause(self, dom):
+    def interrupted_pause(self, dom, as_user=False):
         """'save' or 'snapshot' when libvirt paused the domain for a save or snapshot job of its own that no longer
-        runs (the daemon stopped in the middle of it and did not resume the guest when it came back), else None."""
+        runs (the daemon stopped in the middle of it and did not resume the guest when it came back), else None.
+
+        When QEMU had finished saving, libvirt reports that pause as 'user' (or 'unknown') after its restart; with
+        ``as_user`` (the caller found the trace of such a job in the images) those count too.
+        """
         state, reason = self._call('read the state of', dom.state, 0, domain=dom.name())
-        reasons = dict((getattr(libvirt, constant), name) for constant, name in _JOB_PAUSE_REASONS)
+        reasons = dict((getattr(libvirt, constant), name) for constant, name in _JOB_PAUSE_REASONS
+                       + (_UNSURE_PAUSE_REASONS if as_user else ()))
         if state != libvirt.VIR_DOMAIN_PAUSED or reason not in reasons:
             return None
         job = self._call('read the job of', dom.jobInfo, domain=dom.name())[0]

@@ -92,9 +92,15 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
         # libvirt paused the guest for a save or snapshot of its own and stopped before resuming it (typically an
         # earlier try of this very task): resume it first, so the snapshot records the guest as it was.
         actions.append(Action('resume', interrupted_pause=domain['interrupted_pause']))
-        warnings.append("Domain '%s' was paused by a libvirt %s job that no longer runs (the daemon stopped in the "
-                        'middle of it); it was resumed before the snapshot was taken.'
-                        % (domain['name'], domain['interrupted_pause']))
+        if domain['interrupted_pause'] in ('save', 'snapshot'):
+            warnings.append("Domain '%s' was paused by a libvirt %s job that no longer runs (the daemon stopped in "
+                            'the middle of it); it was resumed before the snapshot was taken.'
+                            % (domain['name'], domain['interrupted_pause']))
+        else:
+            warnings.append("Domain '%s' was left paused by an interrupted snapshot: its images already hold an "
+                            "internal snapshot '%s' that libvirt does not list (libvirt stopped after QEMU took it and "
+                            'before it resumed the guest, and now calls the pause %s); it was resumed before the '
+                            'snapshot was taken again.' % (domain['name'], params['name'], domain['interrupted_pause']))
         domain = dict(domain, state='running')
     spec = snapshot_spec(params, domain, host, path_exists)
     predicted = {

@@ -627,6 +627,7 @@ group:
   sample: {paused: [db01, app01], resumed: [db01, app01]}
 '''
 
+import json
 import subprocess
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
@@ -641,6 +642,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     NO,
     chain_from_qemu_img,
     parse_snapshot,
+    snapshot_candidate,
     snapshot_disk_bases,
     validate_description,
     validate_snapshot_name,
@@ -815,6 +817,34 @@ def _parent(client, dom, snap, name):
     return None
 
 
+def _interrupted_pause(client, dom, domain, name, command):
+    """How libvirt calls the pause of a guest that an interrupted save or snapshot job left paused, else None.
+
+    Once QEMU has saved an internal snapshot, libvirt stopped before it resumed the guest reports the pause as the
+    user's; the trace of that job is an internal snapshot called ``name`` in the images that libvirt does not list.
+    """
+    if domain['state'] != 'paused':
+        return None
+    reason = client.interrupted_pause(dom)
+    if reason is None and client.is_local() and _images_hold_internal_snapshot(command, domain, name):
+        reason = client.interrupted_pause(dom, as_user=True)
+    return reason
+
+
+def _images_hold_internal_snapshot(command, domain, name):
+    """Whether every qcow2 disk of the domain holds an internal snapshot called ``name`` (QEMU's view)."""
+    images = [disk['source'] for disk in domain['disks']
+              if disk['type'] == 'file' and disk['format'] == 'qcow2' and disk['source'] and snapshot_candidate(disk)]
+    for image in images:
+        try:
+            rc, out, dummy_err = command(['info', '--output=json', '-U', image])
+        except SnapshotError:
+            return False  # no qemu-img on this host: no trace to read
+        if rc != 0 or name not in [item.get('name') for item in json.loads(out).get('snapshots', [])]:
+            return False
+    return bool(images)
+
+
 def _undescribed_block_jobs(client, dom, domain, existing):
     """Add to the parsed domain the block jobs libvirt runs on the snapshot's disks without describing them in the
     domain XML: after a restart it can run a commit that an interrupted merge started and show no <mirror> for it."""
@@ -848,7 +878,7 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
             return plan_present(params, None, existing, existing_xml, None, {})
         host = client.host() if params['location'] == 'auto' else {}
         domain = client.read_domain(dom)
-        domain['interrupted_pause'] = client.interrupted_pause(dom) if domain['state'] == 'paused' else None
+        domain['interrupted_pause'] = _interrupted_pause(client, dom, domain, params['name'], command)
         return plan_present(params, domain, None, None, client.current_snapshot_name(dom), host)
     if state == 'reverted':
         if snap is None:

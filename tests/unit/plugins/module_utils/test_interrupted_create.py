@@ -5,16 +5,19 @@
 """A create run again after the libvirt daemon stopped in the middle of an internal snapshot of a running guest.
 
 libvirt pauses the guest while it saves the memory ("paused (saving)") and, killed at that moment, does not resume it
-when it comes back. The next create must resume the guest first, or its snapshot would record a paused guest and a
+when it comes back; killed after QEMU finished saving, it reports the pause as the user's. The next create must resume the guest first, or its snapshot would record a paused guest and a
 revert to it would leave the guest paused. tests/reliability kills the real daemon there."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+
 import libvirt
 import pytest
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
 
 DOMAIN_XML = ("<domain><name>web01</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
               "<source file='/images/vda.qcow2'/><target dev='vda'/></disk></devices></domain>")
@@ -84,3 +87,49 @@ def test_runner_resumes_only_while_the_guest_still_is_left_paused(still_paused, 
     plan = _plan.Plan([_plan.Action('resume', interrupted_pause='save')], {}, {}, None, 'running')
     _actions.Runner(client, dom).execute(None, plan)
     assert dom.resumed == resumed
+
+
+# -- QEMU saved, libvirt died before it resumed the guest: it reports the pause as the user's ----------------------
+
+@pytest.mark.parametrize('reason, as_user, expected', [
+    (libvirt.VIR_DOMAIN_PAUSED_USER, False, None),
+    (libvirt.VIR_DOMAIN_PAUSED_USER, True, 'user'),
+    (libvirt.VIR_DOMAIN_PAUSED_UNKNOWN, True, 'unknown'),
+    (libvirt.VIR_DOMAIN_PAUSED_IOERROR, True, None),
+])
+def test_interrupted_pause_reported_as_the_users(reason, as_user, expected):
+    dom = FakeDomain(libvirt.VIR_DOMAIN_PAUSED, reason, libvirt.VIR_DOMAIN_JOB_NONE)
+    assert _client.Client('test:///default').interrupted_pause(dom, as_user=as_user) == expected
+
+
+def qemu_img_info(snapshots_by_image):
+    def command(argv):
+        assert argv[:3] == ['info', '--output=json', '-U']
+        return 0, json.dumps({'snapshots': [{'name': name} for name in snapshots_by_image[argv[3]]]}), ''
+    return command
+
+
+@pytest.mark.parametrize('tags, found', [
+    (['snap'], True),                 # QEMU saved 'snap' and libvirt never recorded it: the trace of the job
+    (['other'], False),
+    ([], False),
+])
+def test_the_trace_of_an_interrupted_snapshot_in_the_images(tags, found):
+    domain = _model.parse_domain(DOMAIN_XML, 'paused')
+    command = qemu_img_info({'/images/vda.qcow2': tags})
+    assert virt_snapshot._images_hold_internal_snapshot(command, domain, 'snap') is found
+
+
+def test_create_resumes_a_guest_left_paused_that_libvirt_calls_paused_by_the_user():
+    domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='user')
+    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    assert [action.kind for action in plan.actions] == ['resume', 'create']
+    assert plan.snapshot['state'] == 'running'
+    assert "its images already hold an internal snapshot 'snap' that libvirt does not list" in plan.warnings[0]
+
+
+def test_runner_checks_a_pause_reported_as_the_users_as_such():
+    dom = FakeDomain(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, libvirt.VIR_DOMAIN_JOB_NONE)
+    plan = _plan.Plan([_plan.Action('resume', interrupted_pause='user')], {}, {}, None, 'running')
+    _actions.Runner(_client.Client('test:///default'), dom).execute(None, plan)
+    assert dom.resumed == 1
