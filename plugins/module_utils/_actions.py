@@ -29,8 +29,8 @@ def missing_snapshot_error(client, dom, name, what):
                          % (name, dom.name(), what, ('these snapshots: ' + listing) if names else 'no snapshots'))
 
 
-def _make_private(client, paths):
-    """Tighten the mode of files a snapshot created, where they live on this host."""
+def _make_private(client, paths, done='The snapshot was created'):
+    """Tighten the mode of files a snapshot created, where they live on this host. ``done`` says what succeeded."""
     if not client.is_local():
         return
     for path in paths:
@@ -39,8 +39,8 @@ def _make_private(client, paths):
         except OSError as exc:
             if not os.path.exists(path):
                 continue  # a block device overlay or a file libvirt placed elsewhere
-            raise SnapshotError("The snapshot was created, but its file '%s' could not be made private (mode 0600): "
-                                '%s. Fix its mode by hand; it holds guest data.' % (path, exc))
+            raise SnapshotError("%s, but its file '%s' could not be made private (mode 0600): "
+                                '%s. Fix its mode by hand; it holds guest data.' % (done, path, exc))
 
 
 def execute_or_decide_again(runner, snap, plan, name, decide):
@@ -103,6 +103,8 @@ class Runner:
                     result = None
             elif action.kind == 'revert':
                 self.client.revert_to_snapshot(snap, params['flags'])
+                if params.get('fresh_overlays'):
+                    self._make_fresh_overlays_private(params['fresh_overlays'])
             elif action.kind == 'merge':
                 self._merge(snap, params, plan.merged)
                 result = None
@@ -120,6 +122,16 @@ class Runner:
             else:  # pragma: no cover - plans only hold the kinds above
                 raise SnapshotError('Internal error: unknown action %r.' % action.kind)
         return result
+
+    def _make_fresh_overlays_private(self, sources_before):
+        """A revert to an external snapshot puts its disks on new overlays (<image>.<epoch seconds>) that libvirt
+        creates with its daemon's umask (mode 0644 for a shut-off domain, measured on libvirt 11.3). Make the images
+        the disks use now private, where they changed; ``sources_before`` maps each disk to its image before."""
+        domain = self.client.read_domain(self.dom)
+        _make_private(self.client, [disk['source'] for disk in domain['disks']
+                                    if disk['name'] in sources_before and disk['source']
+                                    and disk['source'] != sources_before[disk['name']]],
+                      done='The domain was reverted')
 
     # -- start from a snapshot ----------------------------------------------------------------------------------
 

@@ -36,6 +36,14 @@ DEFAULT_URI = 'qemu:///system'
 
 TRANSIENT_MESSAGES = ('cannot acquire state change lock', 'Timed out during operation')
 
+# libvirt 10.9 and later take, revert to and delete the internal snapshots of a running or paused domain with QEMU's
+# snapshot-save/-load/-delete jobs, whose IDs carry the snapshot's name ("internal-snapshot-save-NAME").
+QEMU_JOB_NAME_HINT = ("This libvirt has QEMU take, revert to and delete a running or paused domain's internal "
+                      "snapshots as jobs named after the snapshot, and QEMU accepts only letters, digits, '-', '.' and "
+                      "'_' in a job name: it refused before starting the job. Use a name of those characters, or "
+                      'location: external; with the domain shut off, libvirt handles internal snapshots with qemu-img, '
+                      'which takes any name.')
+
 # Create flags by the names plans use. Plans stay free of libvirt; only the client knows the constants.
 _CREATE_FLAGS = {
     'atomic': 'VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC',
@@ -228,6 +236,8 @@ class Client:
             return 'The connection to libvirt failed; check that the daemon still runs, then run the task again.'
         if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE:
             return 'quiesce needs the QEMU guest agent running in the guest.'
+        if "Invalid job ID 'internal-snapshot-" in (exc.get_error_message() or ''):
+            return QEMU_JOB_NAME_HINT
         return None
 
     # -- lookups by name -----------------------------------------------------------------------------------------

@@ -677,7 +677,13 @@ def plan_revert(params, domain, existing, host, descendants=()):
     before = dict(diff_view(existing), domain_state=domain['state'])
     reverted = dict(existing, is_current=True)
     after = dict(diff_view(reverted), domain_state=state_after)
-    action = Action('revert', name=existing['name'], flags=flags)
+    params = dict(name=existing['name'], flags=flags)
+    external = set(disk['name'] for disk in existing.get('disks') or [] if disk['snapshot'] == EXTERNAL)
+    if external:
+        # libvirt puts each of these disks on a new overlay: the runner makes it private, as it does a snapshot's own.
+        params['fresh_overlays'] = dict((disk['name'], disk['source']) for disk in domain.get('disks') or []
+                                        if disk['name'] in external)
+    action = Action('revert', **params)
     return Plan([action], before, after, reverted, state_after, warnings=warnings)
 
 
@@ -745,7 +751,7 @@ def plan_start(params, domain, target, preserved, current_name, host, descendant
     if preserve:
         if preserved is not None:
             raise SnapshotError(_preserve_exists_message(domain, preserve))
-        keep = _plan_preserve(preserve, domain, name, current_name, host, path_exists)
+        keep = _plan_preserve(preserve, domain, target, current_name, host, path_exists)
         actions.extend(keep.actions)
         # The revert makes the target current; a snapshot taken while the target was current is its child.
         saved = dict(keep.snapshot, is_current=False)
@@ -764,14 +770,17 @@ def _wait_action(params, name, wanted):
     return Action('wait', snapshot=name, states=START_STATES[wanted], timeout=60 if timeout is None else timeout)
 
 
-def _plan_preserve(preserve, domain, name, current_name, host, path_exists):
-    """Snapshot the current state (with memory if the domain runs or is paused), as virt_snapshot would by default."""
+def _plan_preserve(preserve, domain, target, current_name, host, path_exists):
+    """Snapshot the current state (with memory if the domain runs or is paused), as virt_snapshot would by default,
+    but internal when ``target`` has internal parts: reverting to it loads its state into the qcow2 images, which an
+    external snapshot of the current state would keep as the base of its overlays, so that state would be lost."""
+    name = target['name']
     params = {
         'name': preserve,
         'description': "The state of domain '%s' (%s) before vmsnap.libvirt.virt_start_from_snapshot started it from "
                        "snapshot '%s'." % (domain['name'], domain['state'], name),
         'memory': None,
-        'location': 'auto',
+        'location': 'auto' if target['location'] == EXTERNAL else INTERNAL,
     }
     try:
         return plan_present(params, domain, None, None, current_name, host, path_exists)

@@ -311,6 +311,17 @@ def test_error_hints(code, hint):
     assert error.msg.startswith("Could not create domain 'web01' on qemu:///system: it failed. " + hint)
 
 
+def test_error_hint_for_a_snapshot_name_qemu_refuses_as_a_job_id():
+    # libvirt 11.3 with QEMU 10, a running domain: virsh snapshot-create-as DOMAIN 'a b'
+    message = "internal error: unable to execute QEMU command 'snapshot-save': Invalid job ID 'internal-snapshot-save-a b'"
+    error = _client.Client().error('create', libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR, message),
+                                   domain='web01', snapshot='a b')
+    assert error.msg == "Could not create snapshot 'a b' of domain 'web01' on qemu:///system: %s. %s" % (
+        message, _client.QEMU_JOB_NAME_HINT)
+    assert "letters, digits, '-', '.' and '_'" in error.msg
+    assert 'location: external' in error.msg
+
+
 def test_error_without_hint_ends_with_libvirts_message():
     error = _client.Client().error('create', libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR, 'boom'), domain='web01')
     assert error.msg == "Could not create domain 'web01' on qemu:///system: boom."
