@@ -8,7 +8,7 @@
 #   hacking/test-in-bpo-root.sh shell              # a shell in the root with the daemon up (or: ... shell <script)
 #
 # 1. Root: `debootstrap --variant=minbase bookworm` into $VMSNAP_BPO_ROOT (default /var/tmp/vmsnap-bpo/root) the first
-#    time, from the mirror this machine's apt uses for bookworm. It stays there for later runs (about 1.5 GB).
+#    time, from the mirror this machine's apt uses for bookworm. It stays there for later runs (about 1.2 GB).
 # 2. Copy: the files git tracks plus the untracked ones it does not ignore go to $root/src/vmsnap (its .venv is kept).
 # 3. Provision, in the root (host network): python3, then `LIBVIRT=backports hacking/bootstrap.sh`, which adds
 #    bookworm-backports and installs libvirt 11.3 / QEMU 10 and the .venv. Quick when all is in place. Package scripts
