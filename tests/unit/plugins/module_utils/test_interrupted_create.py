@@ -5,8 +5,9 @@
 """A create run again after the libvirt daemon stopped in the middle of an internal snapshot of a running guest.
 
 libvirt pauses the guest while it saves the memory ("paused (saving)") and, killed at that moment, does not resume it
-when it comes back; killed after QEMU finished saving, it reports the pause as the user's. The next create must resume the guest first, or its snapshot would record a paused guest and a
-revert to it would leave the guest paused. tests/reliability kills the real daemon there."""
+when it comes back; killed after QEMU finished saving, it reports the pause as the user's. The next create must resume
+the guest first, or its snapshot would record a paused guest and a revert to it would leave the guest paused.
+tests/reliability kills the real daemon there."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
