@@ -20,6 +20,7 @@ LIBVIRT ?= stock
 
 .PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
 .PHONY: lint build docs changelog molecule
+.PHONY: reliability
 .PHONY: bench
 
 help: ## list the targets
@@ -55,7 +56,7 @@ test: setup ## setup, then sanity, units, integration, lint, build, docs, molecu
 
 # What `make test` runs after the tests: lint, the package, the documentation site (with the changelog) and the Molecule
 # example. Tools for lint, docs and the package check live in .venv-docs (docs/requirements.txt, hacking/tools-venv.sh).
-TEST_EXTRA_STEPS := lint build docs molecule
+TEST_EXTRA_STEPS := lint build docs molecule reliability
 
 lint: bootstrap ## ruff, ansible-lint (production) on roles/ and examples/, antsibull-docs and antsibull-changelog lint
 	hacking/lint.sh
@@ -86,6 +87,12 @@ demo: setup ## run hacking/demo.sh (when it exists) with the staged collection a
 # Timings live in bench/ and bench/results/, never in tests. BENCH_ARGS=--quick for a smoke run, --skip-info, --only NAME.
 bench: setup ## the benchmark suite on the real daemon (bench/suite.py): prints ratios, writes bench/results/
 	$(VENV)/bin/python bench/suite.py $(BENCH_ARGS)
+
+# tests/reliability/README.md: bad input, concurrency, faults and security, against a private libvirtd of its own (run by
+# the system user vmsnaprel, which it creates) that it may kill. RELIABILITY_ARGS=--parts faults --iterations 3, ...
+reliability: setup ## the reliability and security suite (tests/reliability): prints a summary table
+	stage=$$(hacking/stage-collection.sh); \
+	$(VENV)/bin/python tests/reliability/run.py --collections-path "$${stage%/ansible_collections/*}" $(RELIABILITY_ARGS)
 
 clean: ## remove the staged collection (.build)
 	rm -rf .build
