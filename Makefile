@@ -70,8 +70,9 @@ docs: bootstrap ## the documentation site in .build/docs/html: module and role r
 changelog: bootstrap ## antsibull-changelog lint; the next release's notes in .build/changelog/CHANGELOG.rst
 	hacking/changelog.sh
 
-molecule: setup ## the Molecule scenario of examples/molecule on a throwaway domain (hacking/molecule-examples.sh)
+molecule: setup ## the Molecule scenarios: examples/molecule and the snapshot_guard role's, on throwaway domains
 	hacking/molecule-examples.sh
+	hacking/molecule-snapshot-guard.sh
 
 # The demo gets the staged collection on ANSIBLE_COLLECTIONS_PATH, the .venv first on PATH, and the .venv's Python as the
 # interpreter for localhost (interpreter discovery can pick a pyenv shim of a Python that is not installed here).
@@ -81,7 +82,7 @@ demo: setup ## run hacking/demo.sh (when it exists) with the staged collection a
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	ANSIBLE_COLLECTIONS_PATH="$${stage%/ansible_collections/*}" \
 	ANSIBLE_PYTHON_INTERPRETER="$(CURDIR)/$(VENV)/bin/python" \
-	VMSNAP_TESTCTL="$(CURDIR)/$(TESTCTL)" \
+	VMSNAP_TESTCTL="$(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/integration/targets/setup_libvirt/files/vmsnap_testctl.py" \
 	bash hacking/demo.sh
 
 # Timings live in bench/ and bench/results/, never in tests. BENCH_ARGS=--quick for a smoke run, --skip-info, --only NAME.
