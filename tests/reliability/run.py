@@ -120,6 +120,7 @@ def main(argv=None):
     if os.geteuid() != 0:
         sys.exit('run.py needs root: it sets up the private daemon user and runs the modules as that user')
     started = time.monotonic()
+    os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
     lock = open(LOCK_FILE, 'w')
     # One suite at a time: two runs would kill each other's daemon.
     fcntl.flock(lock, fcntl.LOCK_EX)

@@ -115,6 +115,10 @@ class PrivateDaemon:
                      self.work, os.path.join(self.home, '.config/libvirt')):
             os.makedirs(path, exist_ok=True)
             os.chown(path, account.pw_uid, account.pw_gid)
+        # Other users may pass through to the images (useradd can make a home 0700): then the modes of the snapshot
+        # files alone keep them out, which is what the security part checks.
+        for path in (self.home, self.images):
+            os.chmod(path, 0o755)
         # QEMU's output straight to a file: no session virtlogd to spawn and keep track of.
         self._write(os.path.join(self.home, '.config/libvirt/qemu.conf'), 'stdio_handler = "file"\n', account)
         for name, source in files.items():
