@@ -108,11 +108,10 @@ class Runner:
             elif action.kind == 'merge':
                 self._merge(snap, params, plan.merged)
                 result = None
+            elif action.kind == 'resume' and params.get('interrupted_pause'):
+                self._resume_left_paused(params['interrupted_pause'])
             elif action.kind == 'resume':
-                # A guest a libvirt job left paused is resumed only while it still is (another job may have run since).
-                left_paused = params.get('interrupted_pause')
-                if not left_paused or self.client.interrupted_pause(self.dom, left_paused in ('user', 'unknown')):
-                    self.client.resume(self.dom)
+                self.client.resume(self.dom)
             elif action.kind == 'suspend':
                 self.client.suspend(self.dom)
             elif action.kind == 'wait':
@@ -132,6 +131,17 @@ class Runner:
                                     if disk['name'] in sources_before and disk['source']
                                     and disk['source'] != sources_before[disk['name']]],
                       done='The domain was reverted')
+
+    def _resume_left_paused(self, reason):
+        """Resume a guest that a libvirt job left paused, while it still is: a job of another run, which resumes the
+        guest itself, may have paused it and ended meanwhile."""
+        if not self.client.interrupted_pause(self.dom, reason in ('user', 'unknown')):
+            return
+        try:
+            self.client.resume(self.dom)
+        except SnapshotError:
+            if self.client.domain_state(self.dom) != 'running':
+                raise
 
     # -- start from a snapshot ----------------------------------------------------------------------------------
 

@@ -304,13 +304,18 @@ class Client:
         When QEMU had finished saving, libvirt reports that pause as 'user' (or 'unknown') after its restart; with
         ``as_user`` (the caller found the trace of such a job in the images) those count too.
         """
-        state, reason = self._call('read the state of', dom.state, 0, domain=dom.name())
+        state = self._call('read the state of', dom.state, 0, domain=dom.name())
         reasons = dict((getattr(libvirt, constant), name) for constant, name in _JOB_PAUSE_REASONS
                        + (_UNSURE_PAUSE_REASONS if as_user else ()))
-        if state != libvirt.VIR_DOMAIN_PAUSED or reason not in reasons:
+        if state[0] != libvirt.VIR_DOMAIN_PAUSED or state[1] not in reasons:
             return None
         job = self._call('read the job of', dom.jobInfo, domain=dom.name())[0]
-        return reasons[reason] if job == libvirt.VIR_DOMAIN_JOB_NONE else None
+        # Reading the job waits for a job that holds the domain (another run's snapshot) to end, which resumes the
+        # guest it paused: only a pause that outlasts that wait is left over.
+        if job != libvirt.VIR_DOMAIN_JOB_NONE or self._call('read the state of', dom.state, 0,
+                                                            domain=dom.name()) != state:
+            return None
+        return reasons[state[1]]
 
     def domain_xml(self, dom, inactive=False):
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0

@@ -134,3 +134,36 @@ def test_runner_checks_a_pause_reported_as_the_users_as_such():
     plan = _plan.Plan([_plan.Action('resume', interrupted_pause='user')], {}, {}, None, 'running')
     _actions.Runner(_client.Client('test:///default'), dom).execute(None, plan)
     assert dom.resumed == 1
+
+
+# -- another run's snapshot pauses the guest too, and its job ends while this run looks ------------------------------
+
+class RacingDomain(FakeDomain):
+    """Paused by another run's snapshot job, which ends (and resumes the guest) while jobInfo waits for it."""
+
+    def jobInfo(self):
+        self._state = [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_UNPAUSED]
+        return super(RacingDomain, self).jobInfo()
+
+    def resume(self):
+        raise libvirt.libvirtError('Requested operation is not valid: domain is already running')
+
+
+def test_a_pause_that_ends_while_the_job_is_read_is_no_leftover():
+    dom = RacingDomain(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SAVE, libvirt.VIR_DOMAIN_JOB_NONE)
+    assert _client.Client('test:///default').interrupted_pause(dom) is None
+
+
+class ResumedMeanwhile(FakeDomain):
+    """Still a leftover when checked, but another run resumed it before this run's resume."""
+
+    def resume(self):
+        self._state = [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_UNPAUSED]
+        raise libvirt.libvirtError('Requested operation is not valid: domain is already running')
+
+
+def test_runner_takes_a_guest_running_again_as_the_resume_done():
+    dom = ResumedMeanwhile(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SAVE, libvirt.VIR_DOMAIN_JOB_NONE)
+    plan = _plan.Plan([_plan.Action('resume', interrupted_pause='save')], {}, {}, None, 'running')
+    _actions.Runner(_client.Client('test:///default'), dom).execute(None, plan)
+    assert dom.state(0)[0] == libvirt.VIR_DOMAIN_RUNNING
