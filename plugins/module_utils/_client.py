@@ -114,6 +114,11 @@ def is_missing_domain(error):
     return error.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN
 
 
+def is_missing_snapshot(error):
+    """Whether a SnapshotError says that its snapshot does not exist (any more)."""
+    return error.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT
+
+
 class Client:
     """A libvirt connection for one module run."""
 

@@ -631,6 +631,7 @@ import json
 import subprocess
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing_snapshot
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import (
     Runner,
     execute_or_decide_again,
@@ -806,8 +807,12 @@ def _parent(client, dom, snap, name):
     """
     while name is not None:
         parent = client.find_snapshot(dom, name)
-        if parent is not None:
-            return client.describe_snapshot(parent)
+        try:
+            if parent is not None:
+                return client.describe_snapshot(parent)
+        except SnapshotError as exc:
+            if not is_missing_snapshot(exc):
+                raise  # else deleted between its lookup and its description: gone as well
         renewed = parse_snapshot(client.snapshot_xml(snap), dom.name())['parent']
         if renewed == name:
             raise SnapshotError("Snapshot '%s' of domain '%s' names '%s' as its parent, which libvirt cannot find. "
@@ -939,7 +944,14 @@ class DomainRun:
             self.plan = plan_bulk_for(self.params, self.client, self.dom, self.command)
             return self.plan
         self.snap = self.client.find_snapshot(self.dom, self.params['name'])
-        self.plan = self.decide(self.snap)
+        try:
+            self.plan = self.decide(self.snap)
+        except SnapshotError as exc:
+            if self.snap is None or not is_missing_snapshot(exc):
+                raise
+            # Another run deleted it while this one read it: decide about what is there now.
+            self.snap = self.client.find_snapshot(self.dom, self.params['name'])
+            self.plan = self.decide(self.snap)
         return self.plan
 
     def decide(self, snap):

@@ -120,3 +120,35 @@ def test_delete_whose_parent_another_run_deletes_meanwhile(run, testhost, monkey
     assert not result.get('failed'), result.get('msg')
     assert result['changed'] is True and result['deleted'] == ['child']
     assert testhost.snapshot_names('web01') == []
+
+
+def test_delete_whose_parent_another_run_deletes_between_its_lookup_and_its_description(run, testhost, monkeypatch):
+    create_directly(testhost, 'parent', 'p')
+    create_directly(testhost, 'child', 'c')
+    real_describe = _client.Client.describe_snapshot
+
+    def parent_deleted_while_described(self, snap, xml=None):
+        if snap.getName() == 'parent':
+            testhost.conn.lookupByName('web01').snapshotLookupByName('parent', 0).delete(0)
+        return real_describe(self, snap, xml)
+    monkeypatch.setattr(_client.Client, 'describe_snapshot', parent_deleted_while_described)
+    result = run(name='child', state='absent')
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is True and result['deleted'] == ['child']
+    assert testhost.snapshot_names('web01') == []
+
+
+def test_delete_of_a_snapshot_another_run_deletes_while_this_one_reads_it(run, testhost, monkeypatch):
+    create_directly(testhost, 'race', 'doomed')
+    real_describe = _client.Client.describe_snapshot
+    pending = [True]
+
+    def deleted_while_described(self, snap, xml=None):
+        if pending and snap.getName() == 'race':
+            pending.pop()
+            testhost.conn.lookupByName('web01').snapshotLookupByName('race', 0).delete(0)
+        return real_describe(self, snap, xml)
+    monkeypatch.setattr(_client.Client, 'describe_snapshot', deleted_while_described)
+    result = run(name='race', state='absent')
+    assert not result.get('failed'), result.get('msg')
+    assert (result['changed'], result['snapshot']) == (False, None)
