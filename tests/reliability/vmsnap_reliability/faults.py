@@ -224,7 +224,7 @@ class Scenario:
                 problems.append(report)
         lost = len(problems)
         if self.operation == 'merge':
-            for item, rerun in zip(iterations, reruns):
+            for item in iterations[:len(reruns)]:
                 if not state.pattern_at(base, item['pattern'], item['offset'], 64 << 10):
                     problems.append('%s: the data written into the overlay (0x%02x at %d) is not in the base'
                                     % (item['tag'], item['pattern'], item['offset']))
