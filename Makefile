@@ -20,7 +20,7 @@ LIBVIRT ?= stock
 
 .PHONY: help setup bootstrap libvirt-up sanity units integration test demo clean cleanup-domains
 .PHONY: lint build docs changelog molecule
-.PHONY: reliability
+.PHONY: reliability archive-check
 .PHONY: bench
 
 help: ## list the targets
@@ -56,7 +56,7 @@ test: setup ## setup, then sanity, units, integration, lint, build, docs, molecu
 
 # What `make test` runs after the tests: lint, the package, the documentation site (with the changelog) and the Molecule
 # example. Tools for lint, docs and the package check live in .venv-docs (docs/requirements.txt, hacking/tools-venv.sh).
-TEST_EXTRA_STEPS := lint build docs molecule reliability
+TEST_EXTRA_STEPS := lint build docs molecule reliability archive-check
 
 lint: bootstrap ## ruff, ansible-lint (production) on roles/ and examples/, antsibull-docs and antsibull-changelog lint
 	hacking/lint.sh
@@ -94,6 +94,11 @@ bench: setup ## the benchmark suite on the real daemon (bench/suite.py): prints 
 reliability: setup ## the reliability and security suite (tests/reliability): prints a summary table
 	stage=$$(hacking/stage-collection.sh); \
 	$(VENV)/bin/python tests/reliability/run.py --collections-path "$${stage%/ansible_collections/*}" $(RELIABILITY_ARGS)
+
+# A source archive (no .git) must stage and test like a clone: hacking/check-archive.sh exports the tree and runs the
+# staging and `make units` from the export.
+archive-check: bootstrap ## from an export of the tree without .git: the staging, then make units
+	hacking/check-archive.sh
 
 clean: ## remove the staged collection (.build)
 	rm -rf .build
