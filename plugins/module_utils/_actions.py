@@ -14,6 +14,7 @@ import os
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_start_record
 
 # Overlay and memory files hold the guest's disk and RAM: only their owner may read them.
@@ -88,7 +89,7 @@ class Runner:
             params = action.params
             if action.kind in ('create', 'redefine'):
                 flags = params.get('flags') or (['redefine', 'current'] if params['current'] else ['redefine'])
-                made = self.client.create_snapshot(self.dom, params['xml'], flags, params['name'])
+                made = self._create(params['xml'], flags, params['name'], params.get('journal'))
                 if action.kind == 'create':
                     _make_private(self.client, params['files'])
                 if plan.snapshot is not None and params['name'] == plan.snapshot['name']:
@@ -121,6 +122,29 @@ class Runner:
             else:  # pragma: no cover - plans only hold the kinds above
                 raise SnapshotError('Internal error: unknown action %r.' % action.kind)
         return result
+
+    def _create(self, xml, flags, name, journal):
+        """Create the snapshot; with ``journal`` (the guest runs), noted in the pause journal while libvirt works.
+
+        The entry stays when the create fails and the guest is paused or cannot be read (the daemon or the connection
+        went away): the next run then knows who paused the guest (_journal).
+        """
+        if not journal:
+            return self.client.create_snapshot(self.dom, xml, flags, name)
+        entries = PauseJournal.for_domain(self.client, self.dom)
+        entries.begin(self.dom.ID(), name)
+        try:
+            made = self.client.create_snapshot(self.dom, xml, flags, name)
+        except SnapshotError:
+            try:
+                if self.client.domain_state(self.dom) != 'paused':
+                    entries.end()
+            except SnapshotError:
+                pass  # the daemon is gone: keep the entry for the run after its return
+            raise
+        entries.end()
+        entries.forget(entries.left_by_ended_runs(self.dom.ID()))
+        return made
 
     def _make_fresh_overlays_private(self, sources_before):
         """A revert to an external snapshot puts its disks on new overlays (<image>.<epoch seconds>) that libvirt

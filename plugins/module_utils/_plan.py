@@ -96,6 +96,12 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
             warnings.append("Domain '%s' was paused by a libvirt %s job that no longer runs (the daemon stopped in "
                             'the middle of it); it was resumed before the snapshot was taken.'
                             % (domain['name'], domain['interrupted_pause']))
+        elif domain.get('interrupted_create'):
+            warnings.append("Domain '%s' was left paused by an interrupted snapshot: a run of this collection on this "
+                            "host was creating snapshot '%s' of it when libvirt stopped, after QEMU paused the guest and "
+                            'before libvirt recorded why (libvirt now calls the pause %s); it was resumed before the '
+                            'snapshot was taken.' % (domain['name'], domain['interrupted_create'],
+                                                      domain['interrupted_pause']))
         else:
             warnings.append("Domain '%s' was left paused by an interrupted snapshot: its images already hold an "
                             "internal snapshot '%s' that libvirt does not list (libvirt stopped after QEMU took it and "
@@ -118,7 +124,9 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
         'disks': spec['disks'],
     }
     xml = build_snapshot_xml(params['name'], params['description'], spec['memory'], spec['disks'])
-    actions.append(Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files']))
+    # A create of a running guest is noted in the pause journal (_journal) while libvirt works on it.
+    actions.append(Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files'],
+                          journal=domain['state'] == 'running'))
     return Plan(actions, diff_view(None), diff_view(predicted), predicted, domain['state'], warnings=warnings)
 
 

@@ -314,6 +314,12 @@ notes:
     M(vmsnap.libvirt.virt_start_from_snapshot) with its C(preserve_current) option.
   - External snapshots leave the domain writing to overlay files. On libvirt 9.0 and later, O(state=absent) merges them
     back; reverting to them needs libvirt 9.9 or later.
+  - While it creates a snapshot of a running guest, the module keeps a small private note (the pause journal) on the
+    host it runs on, in C(/run/vmsnap.libvirt) for root, else in C($XDG_RUNTIME_DIR/vmsnap.libvirt) or a folder of the
+    user's own in the temporary directory. The note is removed once libvirt answers. When the libvirt daemon stops in
+    the middle of the create, the note stays, and the next create of that guest knows that the pause libvirt then
+    reports as the user's is the interrupted snapshot's, resumes the guest first and warns; a guest paused on purpose is
+    left paused.
 seealso:
   - name: libvirt snapshot XML format
     description: What libvirt records about a snapshot.
@@ -638,6 +644,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import (
     missing_snapshot_error,
 )
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     EXTERNAL,
     NO,
@@ -825,13 +832,24 @@ def _parent(client, dom, snap, name):
 def _interrupted_pause(client, dom, domain, name, command):
     """How libvirt calls the pause of a guest that an interrupted save or snapshot job left paused, else None.
 
-    Once QEMU has saved an internal snapshot, libvirt stopped before it resumed the guest reports the pause as the
-    user's; the trace of that job is an internal snapshot called ``name`` in the images that libvirt does not list.
+    libvirt stopped in the middle of a snapshot job can come back calling the pause the user's: when it stopped
+    before it recorded the pause, and when QEMU had saved an internal snapshot and libvirt had not resumed the guest.
+    The traces of such a job are an entry of the run that started it in the pause journal (``domain`` then gets the
+    snapshot's name as ``interrupted_create``), or an internal snapshot called ``name`` in the images that libvirt does
+    not list.
     """
     if domain['state'] != 'paused':
         return None
     reason = client.interrupted_pause(dom)
-    if reason is None and client.is_local() and _images_hold_internal_snapshot(command, domain, name):
+    if reason is not None:
+        return reason
+    left = PauseJournal.for_domain(client, dom).left_by_ended_runs(dom.ID())
+    if left:
+        reason = client.interrupted_pause(dom, as_user=True)
+        if reason is not None:
+            domain['interrupted_create'] = left[-1]['snapshot']
+            return reason
+    if client.is_local() and _images_hold_internal_snapshot(command, domain, name):
         reason = client.interrupted_pause(dom, as_user=True)
     return reason
 

@@ -14,7 +14,11 @@ the merge (start of the block commit, the pivot, dropping the snapshot's record)
 """
 
 import concurrent.futures
+import json
 import os
+import socket
+import subprocess
+import time
 import traceback
 
 import libvirt
@@ -236,6 +240,118 @@ class Scenario:
         self.part.case('%s: images and data' % self.key, problems, lost=lost)
 
 
+class PauseWindow:
+    """The window a kill of the daemon can leave during a create, made on purpose rather than by chance.
+
+    libvirt pauses the guest with QEMU's "stop" and records the pause (reason "save") only when it handles QEMU's STOP
+    event; killed in between, it comes back to a paused QEMU that says just "paused", and reports the pause as the
+    user's, with no job and (QEMU had not begun saving) no trace in the images. Here the daemon is killed first, the
+    guest stopped through QEMU's own monitor while no libvirt listens, and the daemon started again: the same state.
+
+    With the pause journal entry the interrupted run leaves, the create must resume the guest and record it running
+    (a warning says so); without one (somebody paused the guest on purpose) it must leave the pause alone.
+    """
+
+    def __init__(self, ctx, part):
+        self.ctx = ctx
+        self.part = part
+
+    def run(self):
+        for key, journal in (('f-create-window', True), ('f-create-window-users', False)):
+            self.ctx.fixtures.create(key)
+            try:
+                self.case(key, journal)
+            finally:
+                self.ctx.daemon.start()  # when the case failed with the daemon down
+                if self.ctx.fixtures.domain(key).isActive():
+                    self.ctx.fixtures.domain(key).destroy()
+
+    def case(self, key, journal):
+        name = self.ctx.fixtures.name(key)
+        dom = self.ctx.conn.lookupByName(name)
+        uri = self.ctx.daemon.user_uri
+        if journal:
+            self.leave_journal_entry(uri, dom.UUIDString(), dom.ID(), 'w1')
+        self.ctx.daemon.kill()
+        qmp_stop(self.monitor_socket(dom.ID()))
+        self.ctx.daemon.start()
+        dom = self.ctx.conn.lookupByName(name)
+        # The daemon answers before it has reconnected to its QEMU processes (a thread each) and read their state.
+        deadline = time.monotonic() + 30
+        made = dom.state(0)
+        while made[0] == libvirt.VIR_DOMAIN_RUNNING and time.monotonic() < deadline:
+            time.sleep(0.1)
+            made = dom.state(0)
+        if made != [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER]:
+            self.part.case('%s: the window' % key, ['libvirt reports %r after the restart, not paused by the user: the '
+                                                     'case does not make the state it is about' % (made,)])
+            return
+        run = self.ctx.ansible.run('window_create.yml', {'rel_domain': name, 'rel_uri': uri, 'rel_snapshot': 'w1'},
+                                   key)
+        records = run.results(tag='window')
+        problems = ['no result: %s' % run.describe(20)] if len(records) != 1 else []
+        result = records[0]['result'] if records else {}
+        problems.extend('Python stack: ' + line for line in (record_tracebacks(records[0]) if records else []))
+        if records and records[0]['status'] != 'ok':
+            problems.append('the create failed: %r' % str(result.get('msg', ''))[:600])
+        state_now = dom.state(0)[0]
+        recorded = (result.get('snapshot') or {}).get('state')
+        warned = any('left paused by an interrupted snapshot' in text for text in result.get('warnings', []))
+        if journal:
+            expected = (libvirt.VIR_DOMAIN_RUNNING, 'running', True)
+        else:
+            expected = (libvirt.VIR_DOMAIN_PAUSED, 'paused', False)
+        if (state_now, recorded, warned) != expected:
+            problems.append('domain state %s, snapshot state %s, warned %s; expected %s, %s, %s'
+                            % ((state_now, recorded, warned) + expected))
+        if journal and 'w1' in dom.snapshotListNames(0):
+            xml_state = dom.snapshotLookupByName('w1', 0).getXMLDesc(0).split('<state>', 1)[-1].split('<', 1)[0]
+            if xml_state != 'running':
+                problems.append('snapshot w1 records the guest %s, expected running' % xml_state)
+        if state_now == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        self.part.case('%s: %s' % (key, 'journal entry: resumed, recorded running' if journal
+                                   else 'a pause on purpose: left alone, recorded paused'), problems)
+
+    def leave_journal_entry(self, uri, uuid, domain_id, snapshot):
+        """What the interrupted run leaves: its journal entry, written as the private user by a process that ended."""
+        ended = subprocess.Popen(['true'])
+        ended.wait()
+        code = ('import sys; sys.path.insert(0, %r); '
+                'from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal; '
+                'PauseJournal(%r, %r, pid=%d).begin(%d, %r)'
+                % (self.ctx.ansible.collections_path, uri, uuid, ended.pid, domain_id, snapshot))
+        from vmsnap_reliability.daemon import MODULE_PYTHON  # pylint: disable=import-outside-toplevel
+        self.ctx.daemon.run_as_user([MODULE_PYTHON, '-c', code])
+
+    def monitor_socket(self, domain_id):
+        """QEMU's monitor socket of the running domain (libvirt's session daemon keeps it in the domain's folder under
+        ~/.config/libvirt/qemu/lib)."""
+        found = [os.path.join(folder, 'monitor.sock') for folder, dummy, files in os.walk(self.ctx.daemon.home)
+                 if os.path.basename(folder).startswith('domain-%d-' % domain_id) and 'monitor.sock' in files]
+        if len(found) != 1:
+            raise RuntimeError('the QEMU monitor socket of domain %d: found %r' % (domain_id, found))
+        return found[0]
+
+
+def qmp_stop(path):
+    """Stop the guest's vCPUs through QEMU's monitor (QMP) while libvirt is not connected to it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(10)
+        connection.connect(path)
+        stream = connection.makefile('rw')
+        json.loads(stream.readline())  # the greeting
+        for command in ('qmp_capabilities', 'stop'):
+            stream.write(json.dumps({'execute': command}) + '\n')
+            stream.flush()
+            while True:
+                reply = json.loads(stream.readline())
+                if 'error' in reply:
+                    raise RuntimeError('QMP %s: %s' % (command, reply['error']))
+                if 'return' in reply:
+                    break  # other lines are events (STOP)
+
+
 def disk_sources(xml):
     """The files of disk vda's backing chain in a domain XML, top first."""
     from lxml import etree  # pylint: disable=import-outside-toplevel
@@ -278,6 +394,12 @@ def run(ctx, part):
     for scenario in scenarios:
         if scenario.kind == 'kill':
             run_scenario(scenario)
+    if 'create' in operations and 'kill' in kinds:
+        ctx.log('faults: create, the window between QEMU pausing the guest and libvirt recording it')
+        try:
+            PauseWindow(ctx, part).run()
+        except Exception:  # pylint: disable=broad-except  # one broken scenario must not hide the others
+            part.case('f-create-window: the scenario itself', [traceback.format_exc()])
     summarize(part, scenarios)
 
 

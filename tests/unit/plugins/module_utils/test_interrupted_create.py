@@ -13,11 +13,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
+import subprocess
 
 import libvirt
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _journal, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
 
 DOMAIN_XML = ("<domain><name>web01</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
@@ -167,3 +170,115 @@ def test_runner_takes_a_guest_running_again_as_the_resume_done():
     plan = _plan.Plan([_plan.Action('resume', interrupted_pause='save')], {}, {}, None, 'running')
     _actions.Runner(_client.Client('test:///default'), dom).execute(None, plan)
     assert dom.state(0)[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+# -- libvirt killed after QEMU's "stop" and before it handled the STOP event ----------------------------------------
+# It comes back with nothing of its own to say why the guest is paused: QEMU says "paused", libvirt reports the pause as
+# the user's, no job runs, and the images hold no snapshot yet (QEMU had not started saving). The trace is the pause
+# journal entry that the interrupted run left.
+
+class GuestOfThisHost(FakeDomain):
+    def UUIDString(self):
+        return '6f1e2d3c-0000-4000-8000-000000000001'
+
+    def ID(self):
+        return 7
+
+
+@pytest.fixture
+def journal_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(_journal, 'default_folder', lambda: str(tmp_path))
+    return str(tmp_path)
+
+
+def ended_pid():
+    child = subprocess.Popen(['true'])
+    child.wait()
+    return child.pid
+
+
+def no_qemu_img(argv):
+    raise AssertionError('the journal answers first; qemu-img need not run: %r' % (argv,))
+
+
+def test_a_pause_the_journal_explains_is_found(journal_folder):
+    dom = GuestOfThisHost(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, libvirt.VIR_DOMAIN_JOB_NONE)
+    client = _client.Client('test:///default')
+    _journal.PauseJournal(client.uri, dom.UUIDString(), pid=ended_pid()).begin(7, 'c10')
+    domain = _model.parse_domain(DOMAIN_XML, 'paused')
+    assert virt_snapshot._interrupted_pause(client, dom, domain, 'c10', no_qemu_img) == 'user'
+    assert domain['interrupted_create'] == 'c10'
+
+
+@pytest.mark.parametrize('entry_pid, entry_domain_id', [
+    (None, 7),       # the run that wrote it still goes on (this process)
+    ('ended', 8),    # written for an earlier QEMU process of the domain
+])
+def test_a_users_pause_without_a_matching_entry_is_left_alone(journal_folder, entry_pid, entry_domain_id):
+    dom = GuestOfThisHost(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, libvirt.VIR_DOMAIN_JOB_NONE)
+    client = _client.Client('test:///default')
+    pid = ended_pid() if entry_pid == 'ended' else None
+    _journal.PauseJournal(client.uri, dom.UUIDString(), pid=pid).begin(entry_domain_id, 'c10')
+    domain = _model.parse_domain(DOMAIN_XML, 'paused')
+    assert virt_snapshot._interrupted_pause(client, dom, domain, 'c10', qemu_img_info({'/images/vda.qcow2': []})) is None
+    assert 'interrupted_create' not in domain
+
+
+def test_create_resumes_a_guest_the_journal_says_an_interrupted_create_paused():
+    domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='user', interrupted_create='c10')
+    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    assert [action.kind for action in plan.actions] == ['resume', 'create']
+    assert (plan.snapshot['state'], plan.domain_state, plan.actions[1].params['journal']) == ('running', 'running', True)
+    assert plan.warnings == ["Domain 'web01' was left paused by an interrupted snapshot: a run of this collection on "
+                             "this host was creating snapshot 'c10' of it when libvirt stopped, after QEMU paused the "
+                             'guest and before libvirt recorded why (libvirt now calls the pause user); it was resumed '
+                             'before the snapshot was taken.']
+
+
+class DaemonDiesDuringCreate(GuestOfThisHost):
+    """The create fails as when libvirtd is killed: the connection is gone, nothing can be read."""
+
+    def __init__(self):
+        super(DaemonDiesDuringCreate, self).__init__(libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED,
+                                                     libvirt.VIR_DOMAIN_JOB_NONE)
+        self.gone = False
+
+    def snapshotCreateXML(self, xml, flags):
+        self.gone = True
+        raise libvirt.libvirtError('End of file while reading data: Input/output error')
+
+    def state(self, flags):
+        if self.gone:
+            raise libvirt.libvirtError('internal error: client socket is closed')
+        return super(DaemonDiesDuringCreate, self).state(flags)
+
+
+class CreateSucceeds(GuestOfThisHost):
+    def __init__(self):
+        super(CreateSucceeds, self).__init__(libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED,
+                                             libvirt.VIR_DOMAIN_JOB_NONE)
+
+    def snapshotCreateXML(self, xml, flags):
+        return 'made'
+
+
+def create_plan():
+    return _plan.Plan([_plan.Action('create', name='c10', xml='<domainsnapshot/>', flags=['atomic'], files=[], journal=True)],
+                      {}, {}, None, 'running')
+
+
+def test_a_create_the_daemon_died_in_keeps_its_journal_entry(journal_folder):
+    dom = DaemonDiesDuringCreate()
+    client = _client.Client('test:///default', lock_timeout=0)
+    with pytest.raises(SnapshotError):
+        _actions.Runner(client, dom).execute(None, create_plan())
+    entries = [json.load(open(os.path.join(journal_folder, name))) for name in os.listdir(journal_folder)]
+    assert [(entry['snapshot'], entry['domain_id'], entry['pid']) for entry in entries] == [('c10', 7, os.getpid())]
+
+
+def test_a_create_libvirt_answered_leaves_no_entry_and_clears_those_it_explained(journal_folder):
+    dom = CreateSucceeds()
+    client = _client.Client('test:///default')
+    _journal.PauseJournal(client.uri, dom.UUIDString(), pid=ended_pid()).begin(7, 'c9')
+    assert _actions.Runner(client, dom).execute(None, create_plan()) is None
+    assert os.listdir(journal_folder) == []
