@@ -126,8 +126,8 @@ class Runner:
     def _create(self, xml, flags, name, journal):
         """Create the snapshot; with ``journal`` (the guest runs), noted in the pause journal while libvirt works.
 
-        The entry stays when the create fails and the guest is paused or cannot be read (the daemon or the connection
-        went away): the next run then knows who paused the guest (_journal).
+        The entry stays only when the create fails and the daemon no longer answers (it or the connection went away):
+        then the next run knows who paused the guest (_journal). A daemon that answers resumes what its job paused.
         """
         if not journal:
             return self.client.create_snapshot(self.dom, xml, flags, name)
@@ -137,10 +137,10 @@ class Runner:
             made = self.client.create_snapshot(self.dom, xml, flags, name)
         except SnapshotError:
             try:
-                if self.client.domain_state(self.dom) != 'paused':
-                    entries.end()
+                self.client.domain_state(self.dom)
             except SnapshotError:
-                pass  # the daemon is gone: keep the entry for the run after its return
+                raise  # the daemon is gone: the entry stays for the run after its return
+            entries.end()
             raise
         entries.end()
         entries.forget(entries.left_by_ended_runs(self.dom.ID()))

@@ -282,3 +282,18 @@ def test_a_create_libvirt_answered_leaves_no_entry_and_clears_those_it_explained
     _journal.PauseJournal(client.uri, dom.UUIDString(), pid=ended_pid()).begin(7, 'c9')
     assert _actions.Runner(client, dom).execute(None, create_plan()) is None
     assert os.listdir(journal_folder) == []
+
+
+class CreateRefused(CreateSucceeds):
+    """libvirt answers and refuses (another run made the snapshot meanwhile): its job resumed what it paused."""
+
+    def snapshotCreateXML(self, xml, flags):
+        self._state = [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_SAVE]  # another run's snapshot job
+        raise libvirt.libvirtError("operation failed: domain moment c10 already exists")
+
+
+def test_a_create_libvirt_refused_leaves_no_entry(journal_folder):
+    client = _client.Client('test:///default')
+    with pytest.raises(SnapshotError):
+        _actions.Runner(client, CreateRefused()).execute(None, create_plan())
+    assert os.listdir(journal_folder) == []
