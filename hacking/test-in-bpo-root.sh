@@ -9,7 +9,7 @@
 #
 # 1. Root: `debootstrap --variant=minbase bookworm` into $VMSNAP_BPO_ROOT (default /var/tmp/vmsnap-bpo/root) the first
 #    time, from the mirror this machine's apt uses for bookworm. It stays there for later runs (about 1.2 GB).
-# 2. Copy: the files git tracks plus the untracked ones it does not ignore go to $root/src/vmsnap (its .venv is kept).
+# 2. Copy: the files hacking/stage-collection.sh stages go to $root/src/vmsnap (its .venv is kept).
 # 3. Provision, in the root (host network): python3, then `LIBVIRT=backports hacking/bootstrap.sh`, which adds
 #    bookworm-backports and installs libvirt 11.3 / QEMU 10 and the .venv. Quick when all is in place. Package scripts
 #    start no services (policy-rc.d), and recommended packages are not installed (no network or storage drivers).
@@ -68,29 +68,32 @@ configure_root() {
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     # The root trusts the certificate authorities this machine added (a proxy in front of PyPI, say), and pip there
     # uses the system's bundle as it does here.
+    # A minbase root has no ca-certificates package (so no update-ca-certificates) until something pulls it in: then
+    # the host's bundle, which holds those authorities already, stands in for the root's until the package builds its
+    # own (from the copied .crt files too).
     if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
-        mkdir -p "$root/usr/local/share/ca-certificates"
+        mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
         cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-        chroot "$root" update-ca-certificates >/dev/null
+        if [[ -x $root/usr/sbin/update-ca-certificates ]]; then
+            chroot "$root" update-ca-certificates >/dev/null
+        else
+            cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+        fi
         printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$root/etc/pip.conf"
     fi
 }
 
 copy_repository() {
-    local dest=$root$copy
+    local dest=$root$copy stage
     mkdir -p "$dest"
     if [[ -d $dest/.venv ]]; then mv "$dest/.venv" "$root/src/.venv.kept"; fi
     rm -rf "$dest"
     mkdir -p "$dest"
-    git -C "$repo_root" ls-files -z --cached --others --exclude-standard \
-        | (cd "$repo_root" && while IFS= read -r -d '' path; do
-            if [[ -f $path || -L $path ]]; then printf '%s\0' "$path"; fi
-        done) \
-        | rsync -a --from0 --files-from=- "$repo_root/" "$dest/"
+    # The files hacking/stage-collection.sh stages (from a clone or from a source archive alike), .venv kept apart.
+    stage=$("$repo_root/hacking/stage-collection.sh")
+    rsync -a --exclude=/tests/output "$stage/" "$dest/"
     if [[ -d $root/src/.venv.kept ]]; then mv "$root/src/.venv.kept" "$dest/.venv"; fi
-    # hacking/stage-collection.sh builds its list from git: untracked files count, so an empty repository will do.
-    git -C "$dest" init -q 2>/dev/null || true
-    log "copied $(git -C "$repo_root" rev-parse --short HEAD) plus uncommitted changes to $dest"
+    log "copied the staged collection ($(find "$dest" -path "$dest/.venv" -prune -o -type f -print | wc -l) files) to $dest"
 }
 
 # The script run inside the namespaces (as PID 1 there) before it enters the root: mounts, then chroot.
@@ -107,6 +110,12 @@ mount --rbind /sys "$root/sys"
 mount -o remount,bind,ro "$root/sys"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+# The real-guest lab'"'"'s image cache (hacking/guest-image.sh), built on the host beforehand: the test namespace has no
+# network to build it with.
+if [[ -d /var/cache/vmsnap/guest-image ]]; then
+    mkdir -p "$root/var/cache/vmsnap/guest-image"
+    mount --bind /var/cache/vmsnap/guest-image "$root/var/cache/vmsnap/guest-image"
+fi
 if [[ -n ${VMSNAP_BPO_NO_NET:-} ]]; then ip link set lo up; fi
 exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
