@@ -371,7 +371,7 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
             return Plan([], diff_view(existing), diff_view(existing), existing, None)
         if not params.get('metadata_only'):
             _refuse_external_subtree(descendants, "the snapshots below '%s'" % existing['name'])
-        require_force(params, names, "Deleting the snapshots below '%s'" % existing['name'])
+        # Naming children_only is the request to delete what is below: no force asked for (libvirt's CHILDREN_ONLY).
         flags.append('children_only')
         # When the current snapshot is among those deleted, libvirt makes the kept snapshot current.
         after = dict(existing, children=[], is_current=existing['is_current'] or current_name in names)
@@ -385,7 +385,7 @@ def plan_absent(params, existing, descendants, domain=None, bases=None, parent=N
     if params.get('children') and (names or existing['location'] == INTERNAL):
         if existing['location'] != EXTERNAL and not params.get('metadata_only'):
             _refuse_external_subtree(descendants, "snapshot '%s' with its children" % existing['name'])
-        require_force(params, names, "Deleting snapshot '%s' with its children" % existing['name'])
+        # Naming children is the request to delete the subtree: no force asked for (libvirt's CHILDREN).
         if existing['location'] == EXTERNAL and not params.get('metadata_only'):
             # libvirt deletes external snapshots only one at a time; a merge folds the same layers into the same base.
             return plan_merge(dict(params, force=True), domain, existing, bases, descendants, current_name, local)

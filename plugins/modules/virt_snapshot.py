@@ -23,8 +23,9 @@ description:
   - Before anything changes, requests that cannot work fail with a message naming the disk, file or option at fault,
     for example an internal snapshot of a raw disk or an overlay file that already exists. The same goes for deletes
     and merges libvirt would refuse in trees that mix internal and external snapshots.
-  - An operation that would remove or invalidate other snapshots fails unless O(force=true), and its message (and
-    the failure's C(affected) list) names them; check mode reports the same list in RV(deleted).
+  - An operation that would remove or invalidate other snapshots the task does not name fails unless O(force=true),
+    and its message (and the failure's C(affected) list) names them. O(children) and O(children_only) name the
+    snapshots below as the ones to delete, so they need no O(force); check mode reports what goes in RV(deleted).
   - With O(domains) instead of O(domain), one task does the same to the same-named snapshot of many domains, several
     at a time (O(parallel)); RV(results) holds each domain's result. A domain that fails does not stop the others;
     the task then fails and its message names each domain that failed and why. O(consistency=group) takes the
@@ -236,8 +237,9 @@ options:
     default: false
   children:
     description:
-      - With O(state=absent), also delete every snapshot below this one (its whole subtree). Needs O(force=true) when
-        there are any.
+      - With O(state=absent), also delete every snapshot below this one (its whole subtree), as libvirt's
+        C(DELETE_CHILDREN) does; naming it is the request, so it needs no O(force). RV(deleted) lists every snapshot
+        that goes, in check mode too.
       - Without it, only this snapshot is deleted and its children are re-parented to its parent.
       - libvirt deletes external snapshots only one at a time, so the subtree of an external snapshot is merged as
         with O(state=merged), which keeps the domain's current data just as libvirt's delete does. A subtree that
@@ -247,8 +249,9 @@ options:
     default: false
   children_only:
     description:
-      - With O(state=absent), keep this snapshot and delete every snapshot below it. Needs O(force=true) when there
-        are any.
+      - With O(state=absent), keep this snapshot and delete every snapshot below it, as libvirt's
+        C(DELETE_CHILDREN_ONLY) does; naming it is the request, so it needs no O(force). RV(deleted) lists every
+        snapshot that goes, in check mode too.
       - Refused before anything changes when external snapshots are below it (libvirt deletes those only one at a
         time); the message names the snapshot to merge with O(state=merged) and O(force=true) instead.
       - Mutually exclusive with O(children).
@@ -295,9 +298,10 @@ options:
     default: snapshot
   force:
     description:
-      - Allow an operation that removes or invalidates other snapshots, namely deleting a subtree (O(children),
-        O(children_only)), merging a snapshot other snapshots were taken on top of, or reverting to an internal
-        snapshot below which external snapshots were taken (the revert drops their overlays).
+      - Allow an operation that removes or invalidates other snapshots the task does not name, namely merging a
+        snapshot other snapshots were taken on top of, or reverting to an internal snapshot below which external
+        snapshots were taken (the revert drops their overlays). Deleting a subtree needs no O(force): O(children) and
+        O(children_only) name it.
       - With O(state=reverted), also revert where libvirt considers it risky (libvirt's C(REVERT_FORCE)), for example
         when the snapshot's configuration cannot be checked against the running domain.
     type: bool
@@ -366,7 +370,6 @@ EXAMPLES = r'''
     name: before-upgrade
     state: absent
     children: true
-    force: true
 
 - name: Keep the changes made since an external snapshot and fold its overlay into the base image
   vmsnap.libvirt.virt_snapshot:

@@ -440,8 +440,9 @@ def test_absent_missing_is_no_change():
 @pytest.mark.parametrize('options, flags, deleted', [
     ({}, [], ['snap']),
     ({'metadata_only': True}, ['metadata_only'], ['snap']),
+    ({'children': True}, ['children'], ['snap', 'c1', 'c2']),
     ({'children': True, 'force': True}, ['children'], ['snap', 'c1', 'c2']),
-    ({'children': True, 'force': True, 'metadata_only': True}, ['metadata_only', 'children'], ['snap', 'c1', 'c2']),
+    ({'children': True, 'metadata_only': True}, ['metadata_only', 'children'], ['snap', 'c1', 'c2']),
 ])
 def test_absent_deletes(options, flags, deleted):
     plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
@@ -458,18 +459,22 @@ def test_absent_children_of_a_leaf_deletes_only_it():
     assert plan.deleted == ['snap']
 
 
-@pytest.mark.parametrize('options', [{'children': True}, {'children_only': True}])
-def test_absent_with_descendants_needs_force_and_lists_them(options):
-    with pytest.raises(SnapshotError) as caught:
-        _plan.plan_absent(absent(**options), SNAP, BELOW)
-    assert 'would also remove or invalidate 2 other snapshots: c1, c2. Nothing was changed. Set force: true' in \
-        caught.value.msg
-    assert caught.value.details == {'affected': ['c1', 'c2']}
+@pytest.mark.parametrize('options, flags, deleted, keeps', [
+    ({'children': True}, ['children'], ['snap', 'c1', 'c2'], False),
+    ({'children_only': True}, ['children_only'], ['c1', 'c2'], True),
+])
+def test_absent_with_descendants_needs_no_force_and_lists_them(options, flags, deleted, keeps):
+    # Naming children or children_only is the request itself, as with libvirt's DELETE_CHILDREN(_ONLY).
+    plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
+    assert [(action.kind, action.params['flags'], action.params['keeps_snapshot']) for action in plan.actions] == \
+        [('delete', flags, keeps)]
+    assert plan.deleted == deleted
 
 
 @pytest.mark.parametrize('options, flags', [
+    ({'children_only': True}, ['children_only']),
     ({'children_only': True, 'force': True}, ['children_only']),
-    ({'children_only': True, 'force': True, 'metadata_only': True}, ['metadata_only', 'children_only']),
+    ({'children_only': True, 'metadata_only': True}, ['metadata_only', 'children_only']),
 ])
 def test_absent_children_only_keeps_the_snapshot(options, flags):
     plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
@@ -483,7 +488,7 @@ def test_absent_children_only_keeps_the_snapshot(options, flags):
 @pytest.mark.parametrize('current_name, is_current_after', [('c2', True), ('c1', True), ('other', False), (None, False)])
 def test_absent_children_only_makes_the_kept_snapshot_current_when_the_current_one_goes(current_name, is_current_after):
     # libvirt moves the current marker to the kept snapshot when it deletes the current one below it.
-    plan = _plan.plan_absent(absent(children_only=True, force=True), SNAP, BELOW, current_name=current_name)
+    plan = _plan.plan_absent(absent(children_only=True), SNAP, BELOW, current_name=current_name)
     assert plan.snapshot['is_current'] is is_current_after
     assert plan.after['is_current'] is is_current_after
 

@@ -234,7 +234,7 @@ def test_internal_snapshot_in_the_image_in_use_is_deleted():
 # -- subtrees: libvirt's children flags refuse external snapshots ------------------------------------------------------
 
 def test_children_of_an_external_snapshot_are_merged_with_it():
-    plan = _plan.plan_absent(params(children=True, force=True), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
+    plan = _plan.plan_absent(params(children=True), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
     assert [action.kind for action in plan.actions] == ['merge']
     assert plan.actions[0].params['drop_flags'] == ['metadata_only', 'children']
     assert plan.actions[0].params['remove_files'] == [overlay('c'), overlay('b'), overlay('a'), memory_file('c')]
@@ -243,10 +243,18 @@ def test_children_of_an_external_snapshot_are_merged_with_it():
     assert (plan.deleted, plan.snapshot) == (['a', 'b', 'c'], None)
 
 
-def test_children_of_an_external_snapshot_need_force():
-    error = refusal(_plan.plan_absent, params(children=True), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
-    assert "Deleting snapshot 'a' with its children would also remove or invalidate 2 other snapshots: b, c." in \
-        error.msg
+@pytest.mark.parametrize('force', [False, True])
+def test_children_of_an_external_snapshot_need_no_force(force):
+    # children names the subtree: the merge that deletes it asks for nothing more.
+    plan = _plan.plan_absent(params(children=True, force=force), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
+    assert [action.kind for action in plan.actions] == ['merge']
+    assert (plan.deleted, plan.snapshot) == (['a', 'b', 'c'], None)
+
+
+def test_merging_an_external_snapshot_with_snapshots_on_top_still_needs_force():
+    error = refusal(_plan.plan_merge, params(state='merged'), ON_C, A, {'vda': BASE}, [B, C], 'c')
+    assert "Merging snapshot 'a' folds every layer above its base and would also remove or invalidate 2 other " \
+        'snapshots: b, c. Nothing was changed. Set force: true to go ahead.' in error.msg
     assert error.details == {'affected': ['b', 'c']}
 
 

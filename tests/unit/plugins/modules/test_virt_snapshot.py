@@ -203,18 +203,30 @@ def test_absent_deletes_in_check_mode_and_for_real(run, testhost):
     assert ok(run(name='before', state='absent'))['changed'] is False
 
 
-def test_absent_with_children_needs_force(run, testhost):
+@pytest.mark.parametrize('options, deleted, kept', [
+    ({'children': True}, ['a', 'b', 'c'], []),
+    ({'children_only': True}, ['b', 'c'], ['a']),
+    ({'children': True, 'force': True}, ['a', 'b', 'c'], []),
+    ({'children_only': True, 'force': True}, ['b', 'c'], ['a']),
+])
+def test_absent_subtree_needs_no_force(run, testhost, options, deleted, kept):
+    # Naming children or children_only is the request to delete what is below (libvirt's DELETE_CHILDREN).
     for name in ('a', 'b', 'c'):
         ok(run(name=name))
-    result = run(name='a', state='absent', children=True)
-    assert "would also remove or invalidate 2 other snapshots: b, c. Nothing was changed. Set force: true" in \
-        failed(result)
-    assert result['affected'] == ['b', 'c']
+    check = ok(run(check_mode=True, name='a', state='absent', **options))
+    assert (check['changed'], check['deleted']) == (True, deleted)
     assert testhost.snapshot_names('web01') == ['a', 'b', 'c']
 
-    deleted = ok(run(name='a', state='absent', children=True, force=True))
-    assert (deleted['changed'], deleted['deleted']) == (True, ['a', 'b', 'c'])
-    assert testhost.snapshot_names('web01') == []
+    result = ok(run(name='a', state='absent', **options))
+    assert (result['changed'], result['deleted']) == (True, deleted)
+    assert result['diff'] == check['diff']
+    assert testhost.snapshot_names('web01') == kept
+
+    again = ok(run(name='a', state='absent', **options))
+    again_check = ok(run(check_mode=True, name='a', state='absent', **options))
+    assert (again['changed'], again['deleted'], again_check['changed'], again_check['deleted']) == \
+        (False, [], False, [])
+    assert testhost.snapshot_names('web01') == kept
 
 
 def test_absent_children_only_of_a_leaf_is_ok(run, testhost):
