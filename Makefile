@@ -22,6 +22,7 @@ LIBVIRT ?= stock
 .PHONY: lint build docs changelog molecule
 .PHONY: reliability archive-check
 .PHONY: bench
+.PHONY: guest-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 20
@@ -102,6 +103,11 @@ archive-check: bootstrap ## from an export of the tree without .git: the staging
 
 clean: ## remove the staged collection (.build)
 	rm -rf .build
+
+# The real-guest lab's Debian 12 image (docs/testing.md, "The real-guest lab"): built once per recipe, then cached in
+# $VMSNAP_GUEST_CACHE (default /var/cache/vmsnap/guest-image); prints the image's folder.
+guest-image: ## build (once) and cache the Debian 12 guest image for real-guest tests (hacking/guest-image.sh)
+	hacking/guest-image.sh
 
 # PREFIX=vmsnap-it-abcd1234- limits it to one run's domains; without it, every domain with our marker goes, including
 # those of a test run going on in parallel.
