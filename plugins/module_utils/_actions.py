@@ -135,11 +135,11 @@ class Runner:
         entries.begin(self.dom.ID(), name)
         try:
             made = self.client.create_snapshot(self.dom, xml, flags, name)
-        except SnapshotError:
+        except SnapshotError as failure:
             try:
                 self.client.domain_state(self.dom)
             except SnapshotError:
-                raise  # the daemon is gone: the entry stays for the run after its return
+                raise failure from None  # the daemon is gone: the entry stays for the run after its return
             entries.end()
             raise
         entries.end()

@@ -270,8 +270,11 @@ def create_plan():
 def test_a_create_the_daemon_died_in_keeps_its_journal_entry(journal_folder):
     dom = DaemonDiesDuringCreate()
     client = _client.Client('test:///default', lock_timeout=0)
-    with pytest.raises(SnapshotError):
+    with pytest.raises(SnapshotError) as caught:
         _actions.Runner(client, dom).execute(None, create_plan())
+    # the create's failure, not that of the state read after it
+    assert caught.value.msg.startswith("Could not create snapshot 'c10' of domain 'web01'")
+    assert 'End of file while reading data' in caught.value.msg
     entries = [json.load(open(os.path.join(journal_folder, name))) for name in os.listdir(journal_folder)]
     assert [(entry['snapshot'], entry['domain_id'], entry['pid']) for entry in entries] == [('c10', 7, os.getpid())]
 
@@ -294,6 +297,7 @@ class CreateRefused(CreateSucceeds):
 
 def test_a_create_libvirt_refused_leaves_no_entry(journal_folder):
     client = _client.Client('test:///default')
-    with pytest.raises(SnapshotError):
+    with pytest.raises(SnapshotError) as caught:
         _actions.Runner(client, CreateRefused()).execute(None, create_plan())
+    assert 'domain moment c10 already exists' in caught.value.msg
     assert os.listdir(journal_folder) == []
