@@ -13,6 +13,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_start_record
@@ -171,20 +172,20 @@ class Runner:
 
     def _wait_for_state(self, params):
         """Poll the domain's state until it is one of params['states'], for at most params['timeout'] seconds."""
-        deadline = self._clock() + params['timeout']
-        delay = 0.05
+        backoff = self._backoff(params['timeout'], first=0.05)
         while True:
             state = self.client.domain_state(self.dom)
             if state in params['states']:
                 return
-            if self._clock() + delay > deadline:
+            if not backoff.wait():
                 raise SnapshotError("Domain '%s' was started from snapshot '%s' but is %s, not %s, after waiting %s s "
                                     '(wait). Read its log (/var/log/libvirt/qemu/%s.log on the hypervisor) to see why, '
                                     'then run the task again, with a longer wait if it was only slow.'
                                     % (self.dom.name(), params['snapshot'], state, params['states'][0],
                                        params['timeout'], self.dom.name()))
-            self._sleep(delay)
-            delay = min(delay * 2, 1.0)
+
+    def _backoff(self, timeout, first):
+        return Backoff(timeout=timeout, first=first, cap=1.0, clock=self._clock, sleep=self._sleep)
 
     def _record_start(self, params):
         """Record in the running domain's metadata which snapshot it was started from, under which ID."""
@@ -225,8 +226,7 @@ class Runner:
                 pass  # never created, or removed by another run that deleted the same snapshot
 
     def _pivot_when_ready(self, disk):
-        deadline = self._clock() + self.merge_timeout
-        delay = 0.02
+        backoff = self._backoff(self.merge_timeout, first=0.02)
         while True:
             job = self.client.block_job(self.dom, disk)
             if job is None:
@@ -235,13 +235,11 @@ class Runner:
                                     % (disk, self.dom.name()))
             if job['cur'] == job['end'] and self.client.pivot(self.dom, disk):
                 return job['end']
-            if self._clock() + delay > deadline:
+            if not backoff.wait():
                 self.client.abort_block_job(self.dom, disk)
                 raise SnapshotError("The merge of disk %s of domain '%s' did not finish within merge_timeout (%s s) and "
                                     'was stopped; the disk still runs on its overlay and nothing was lost. Raise '
                                     'merge_timeout and run the task again.' % (disk, self.dom.name(), self.merge_timeout))
-            self._sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     def _commit_offline(self, merge):
         rc, dummy_out, err = self.command(['commit', '-b', merge['base'], merge['top']])

@@ -107,7 +107,6 @@ def entry(outcome):
     if outcome.skipped is not None:
         return {'domain': outcome.name, 'changed': False, 'skipped': True, 'msg': outcome.skipped}
     item = dict(outcome.error.details)
-    item.pop('libvirt_error_code', None)
     item.setdefault('changed', False)
     item.update(domain=outcome.name, failed=True, msg=outcome.error.msg)
     return item

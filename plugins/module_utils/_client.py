@@ -18,6 +18,7 @@ __metaclass__ = type
 import re
 import time
 
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model
 
@@ -109,14 +110,31 @@ def uri_password(uri):
     return match.group(2) if match and match.group(2) else None
 
 
-def is_missing_domain(error):
-    """Whether a SnapshotError says that its domain does not exist (any more)."""
-    return error.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN
+# What a refusal means when the code that asked expects it: libvirt's error numbers by the names callers use.
+_MISSING = {
+    'domain': 'VIR_ERR_NO_DOMAIN',
+    'snapshot': 'VIR_ERR_NO_DOMAIN_SNAPSHOT',
+    'metadata': 'VIR_ERR_NO_DOMAIN_METADATA',
+    'support': 'VIR_ERR_NO_SUPPORT',
+    'job not ready': 'VIR_ERR_BLOCK_COPY_ACTIVE',
+}
 
 
-def is_missing_snapshot(error):
-    """Whether a SnapshotError says that its snapshot does not exist (any more)."""
-    return error.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT
+def is_missing(error, what):
+    """Whether a SnapshotError is libvirt's answer that ``what`` (a key of _MISSING: 'domain', 'snapshot', ...) does
+    not exist (any more)."""
+    return error.code is not None and error.code == getattr(libvirt, _MISSING[what])
+
+
+def unless_missing(what, func, *args, default=None):
+    """``func(*args)``, or ``default`` when it fails because ``what`` does not exist: a missing object read is None
+    (or False), any other failure is raised."""
+    try:
+        return func(*args)
+    except SnapshotError as exc:
+        if is_missing(exc, what):
+            return default
+        raise
 
 
 class Client:
@@ -194,17 +212,18 @@ class Client:
 
         ``what`` says what was being done ("create snapshot"), ``where`` names the domain and snapshot.
         """
-        deadline = self._clock() + self.lock_timeout
-        delay = 0.25
+        backoff = Backoff(timeout=self.lock_timeout, first=0.25, cap=5.0, clock=self._clock, sleep=self._sleep)
         while True:
             try:
                 return func(*args)
             except libvirt.libvirtError as exc:
-                if self._transient(exc) and self._clock() + delay <= deadline:
-                    self._sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                if self._transient(exc) and backoff.wait():
                     continue
                 raise self.error(what, exc, **where)
+
+    def _call_unless_missing(self, missing, what, func, *args, default=None, **where):
+        """_call, but ``default`` when libvirt answers that ``missing`` (a key of _MISSING) does not exist."""
+        return unless_missing(missing, lambda: self._call(what, func, *args, **where), default=default)
 
     @staticmethod
     def _transient(exc):
@@ -228,7 +247,7 @@ class Client:
                      'to finish or raise lock_timeout.' % self.lock_timeout)
         elif hint:
             text += ' ' + hint
-        return SnapshotError(text, libvirt_error_code=exc.get_error_code())
+        return SnapshotError(text, code=exc.get_error_code())
 
     @staticmethod
     def _hint(exc):
@@ -249,12 +268,7 @@ class Client:
 
     def find_domain(self, name):
         """The domain named ``name``, or None."""
-        try:
-            return self._call('look up', self.conn.lookupByName, name, domain=name)
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
+        return self._call_unless_missing('domain', 'look up', self.conn.lookupByName, name, domain=name)
 
     def domain(self, name):
         dom = self.find_domain(name)
@@ -265,21 +279,14 @@ class Client:
 
     def find_snapshot(self, dom, name):
         """The snapshot named ``name`` of ``dom``, or None."""
-        try:
-            return self._call('look up', dom.snapshotLookupByName, name, 0, domain=dom.name(), snapshot=name)
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
-                return None
-            raise
+        return self._call_unless_missing('snapshot', 'look up', dom.snapshotLookupByName, name, 0, domain=dom.name(),
+                                         snapshot=name)
 
     def current_snapshot_name(self, dom):
         """The name of the domain's current snapshot, or None."""
-        try:
-            return self._call('find the current snapshot of', dom.snapshotCurrent, 0, domain=dom.name()).getName()
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
-                return None
-            raise
+        current = self._call_unless_missing('snapshot', 'find the current snapshot of', dom.snapshotCurrent, 0,
+                                            domain=dom.name())
+        return None if current is None else current.getName()
 
     def snapshot_names(self, dom):
         """Every snapshot name of the domain (one call); used to make error messages helpful."""
@@ -341,13 +348,9 @@ class Client:
     def domain_metadata(self, dom):
         """The collection's element in the running domain's <metadata> (as libvirt gives it: without its namespace),
         or None when there is none."""
-        try:
-            return self._call('read the metadata of', dom.metadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                              _model.VMSNAP_NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_LIVE, domain=dom.name())
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-                return None
-            raise
+        return self._call_unless_missing('metadata', 'read the metadata of', dom.metadata,
+                                         libvirt.VIR_DOMAIN_METADATA_ELEMENT, _model.VMSNAP_NAMESPACE,
+                                         libvirt.VIR_DOMAIN_AFFECT_LIVE, domain=dom.name())
 
     def snapshot_xml(self, snap, secure=True):
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE if secure else 0
@@ -366,11 +369,6 @@ class Client:
     def is_current(self, snap):
         return bool(self._call('check whether it is current:', snap.isCurrent, 0,
                                domain=snap.getDomain().name(), snapshot=snap.getName()))
-
-    def descendant_names(self, snap):
-        return sorted(self._call('list the descendants of', snap.listChildrenNames,
-                                 libvirt.VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS,
-                                 domain=snap.getDomain().name(), snapshot=snap.getName()))
 
     def describe_descendants(self, snap):
         """Every snapshot below ``snap`` as snapshot dicts (one list call, one XML fetch each)."""
@@ -397,12 +395,7 @@ class Client:
 
     def _hypervisor_version(self):
         """The hypervisor's version (QEMU's, for qemu:// URIs), or None where the driver does not tell."""
-        try:
-            version = self._call('read the hypervisor version of', self.conn.getVersion)
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_NO_SUPPORT:
-                return None
-            raise
+        version = self._call_unless_missing('support', 'read the hypervisor version of', self.conn.getVersion)
         return _version_string(version) if version else None
 
     # -- reading many at once (one list call, one XML fetch each) ------------------------------------------------
@@ -422,11 +415,9 @@ class Client:
         """
         found = []
         for snap in self._call('list snapshots of', dom.listAllSnapshots, 0, domain=dom.name()):
-            try:
-                found.append((snap.getName(), self.snapshot_xml(snap, secure=secure)))
-            except SnapshotError as exc:
-                if exc.details.get('libvirt_error_code') != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
-                    raise
+            xml = unless_missing('snapshot', self.snapshot_xml, snap, secure)
+            if xml is not None:
+                found.append((snap.getName(), xml))
         return found
 
     # -- changing ------------------------------------------------------------------------------------------------
@@ -476,14 +467,9 @@ class Client:
 
     def pivot(self, dom, disk):
         """Switch ``disk`` to the base its finished commit job wrote into; False while the job is not ready yet."""
-        try:
-            self._call('switch disk %s to its merged base on' % disk, dom.blockJobAbort, disk,
-                       libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT, domain=dom.name())
-        except SnapshotError as exc:
-            if exc.details.get('libvirt_error_code') == libvirt.VIR_ERR_BLOCK_COPY_ACTIVE:
-                return False
-            raise
-        return True
+        return self._call_unless_missing('job not ready', 'switch disk %s to its merged base on' % disk,
+                                         dom.blockJobAbort, disk, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT,
+                                         domain=dom.name(), default=False) is not False
 
     def abort_block_job(self, dom, disk):
         self._call('stop the block job of disk %s of' % disk, dom.blockJobAbort, disk, 0, domain=dom.name())

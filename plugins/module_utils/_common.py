@@ -61,9 +61,7 @@ def run(module, task):
     try:
         result = task(module, client)
     except SnapshotError as exc:
-        details = dict(exc.details)
-        details.pop('libvirt_error_code', None)
-        module.fail_json(msg=exc.msg, **details)
+        module.fail_json(msg=exc.msg, **exc.details)
     finally:
         client.close()
     module.exit_json(**result)

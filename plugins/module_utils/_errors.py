@@ -16,9 +16,12 @@ class SnapshotError(Exception):
 
     ``details`` are extra keys for the module's failure result (for example the
     snapshots an operation would affect), so a failure is as structured as a success.
+    ``code`` is libvirt's error number when libvirt refused (None otherwise): for the
+    code that decides what a refusal means, never shown to the user.
     """
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg, code=None, **details):
         super(SnapshotError, self).__init__(msg)
         self.msg = msg
+        self.code = code
         self.details = details

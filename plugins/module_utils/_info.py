@@ -18,15 +18,12 @@ __metaclass__ = type
 import fnmatch
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import missing_snapshot_error
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing_domain
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import parse_snapshot
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._tree import SnapshotTree, sort_key
 
 GLOB_CHARACTERS = '*?['
-
-# The options that choose snapshots, and the value that means "no filter".
-FILTERS = {'name': None, 'roots': False, 'leaves': False, 'current': False, 'location': None, 'pattern': None}
 
 
 def is_glob(text):
@@ -132,6 +129,6 @@ def gather(client, options):
         try:
             entries.append(describe_domain(client, dom, options))
         except SnapshotError as exc:
-            if named or not is_missing_domain(exc):
+            if named or not is_missing(exc, 'domain'):
                 raise
     return {'domains': entries, 'host': client.host()}

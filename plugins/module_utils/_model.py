@@ -34,7 +34,6 @@ EXTERNAL = 'external'
 NO = 'no'
 
 # Domain states (virDomainState) as the modules report them.
-DOMAIN_STATES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
 ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
 
 # libvirt's QEMU driver keeps each snapshot's record in '<name>.xml', written through '<name>.xml.new': with the file
@@ -176,7 +175,7 @@ def chain_from_qemu_img(text):
 def parse_domain(xml, state):
     """The parts of a domain's XML that snapshot decisions need.
 
-    ``state`` is the domain's state name (one of DOMAIN_STATES), which is not in the XML.
+    ``state`` is the domain's state name (Client.domain_state), which is not in the XML.
     """
     root = parse_xml(xml, 'the domain')
     disks = []

@@ -100,8 +100,8 @@ def plan_present(params, domain, existing, existing_xml, current_name, host, pat
             warnings.append("Domain '%s' was left paused by an interrupted snapshot: a run of this collection on this "
                             "host was creating snapshot '%s' of it when libvirt stopped, after QEMU paused the guest and "
                             'before libvirt recorded why (libvirt now calls the pause %s); it was resumed before the '
-                            'snapshot was taken.' % (domain['name'], domain['interrupted_create'],
-                                                      domain['interrupted_pause']))
+                            'snapshot was taken.'
+                            % (domain['name'], domain['interrupted_create'], domain['interrupted_pause']))
         else:
             warnings.append("Domain '%s' was left paused by an interrupted snapshot: its images already hold an "
                             "internal snapshot '%s' that libvirt does not list (libvirt stopped after QEMU took it and "

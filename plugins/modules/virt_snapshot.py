@@ -300,8 +300,8 @@ options:
     description:
       - Allow an operation that removes or invalidates other snapshots the task does not name, namely merging a
         snapshot other snapshots were taken on top of, or reverting to an internal snapshot below which external
-        snapshots were taken (the revert drops their overlays). Deleting a subtree needs no O(force): O(children) and
-        O(children_only) name it.
+        snapshots were taken (the revert drops their overlays). Deleting a subtree needs no O(force), since O(children)
+        and O(children_only) name it.
       - With O(state=reverted), also revert where libvirt considers it risky (libvirt's C(REVERT_FORCE)), for example
         when the snapshot's configuration cannot be checked against the running domain.
     type: bool
@@ -640,7 +640,7 @@ import json
 import subprocess
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing_snapshot
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing, unless_missing
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import (
     Runner,
     execute_or_decide_again,
@@ -817,12 +817,10 @@ def _parent(client, dom, snap, name):
     """
     while name is not None:
         parent = client.find_snapshot(dom, name)
-        try:
-            if parent is not None:
-                return client.describe_snapshot(parent)
-        except SnapshotError as exc:
-            if not is_missing_snapshot(exc):
-                raise  # else deleted between its lookup and its description: gone as well
+        # None as well when it was deleted between its lookup and its description.
+        described = None if parent is None else unless_missing('snapshot', client.describe_snapshot, parent)
+        if described is not None:
+            return described
         renewed = parse_snapshot(client.snapshot_xml(snap), dom.name())['parent']
         if renewed == name:
             raise SnapshotError("Snapshot '%s' of domain '%s' names '%s' as its parent, which libvirt cannot find. "
@@ -968,7 +966,7 @@ class DomainRun:
         try:
             self.plan = self.decide(self.snap)
         except SnapshotError as exc:
-            if self.snap is None or not is_missing_snapshot(exc):
+            if self.snap is None or not is_missing(exc, 'snapshot'):
                 raise
             # Another run deleted it while this one read it: decide about what is there now.
             self.snap = self.client.find_snapshot(self.dom, self.params['name'])

@@ -140,7 +140,7 @@ def ok(name, changed=True, diff=True):
 
 
 def test_summary_of_a_partial_failure_names_each_failed_domain_and_why():
-    raw = SnapshotError('b has a raw disk.', affected=['x'], libvirt_error_code=8)
+    raw = SnapshotError('b has a raw disk.', code=8, affected=['x'])
     outcomes = [ok('a'), _batch.Outcome('b', error=raw), ok('c', changed=False),
                 _batch.Outcome('d', error=SnapshotError('d is gone.'))]
     result, warnings, failure = _batch.summarize(outcomes, diff=True)

@@ -125,6 +125,10 @@ def test_describe_uses_the_xml_it_is_given(client, web01):
     assert client.describe_snapshot(snap, xml)['description'] == 'handed in'
 
 
+def descendant_names(client, snap):
+    return sorted(item['name'] for item in client.describe_descendants(snap))
+
+
 def test_tree_current_and_descendants(client, web01):
     assert client.current_snapshot_name(web01) is None
     first = create(client, web01, 'a')
@@ -137,9 +141,9 @@ def test_tree_current_and_descendants(client, web01):
     a = client.describe_snapshot(first)
     assert (a['children'], a['is_current'], a['parent']) == (['b', 'd'], False, None)
     assert client.describe_snapshot(client.find_snapshot(web01, 'c'))['parent'] == 'b'
-    assert client.descendant_names(first) == ['b', 'c', 'd']
-    assert client.descendant_names(client.find_snapshot(web01, 'b')) == ['c']
-    assert client.descendant_names(client.find_snapshot(web01, 'c')) == []
+    assert descendant_names(client, first) == ['b', 'c', 'd']
+    assert descendant_names(client, client.find_snapshot(web01, 'b')) == ['c']
+    assert descendant_names(client, client.find_snapshot(web01, 'c')) == []
     assert client.snapshot_names(web01) == ['a', 'b', 'c', 'd']
 
 
@@ -275,7 +279,7 @@ def test_a_real_libvirt_refusal_is_translated(client, web01, testhost_uri):
         client.create_snapshot(web01, xml, ['atomic', 'disk_only'], 'ds')
     assert caught.value.msg == ("Could not create snapshot 'ds' of domain 'web01' on %s: unsupported flags (0x10) in "
                                 'function testDomainSnapshotCreateXML.' % testhost_uri)
-    assert caught.value.details == {'libvirt_error_code': libvirt.VIR_ERR_INVALID_ARG}
+    assert (caught.value.code, caught.value.details) == (libvirt.VIR_ERR_INVALID_ARG, {})
     assert client.find_snapshot(web01, 'ds') is None
 
 
@@ -295,7 +299,7 @@ def test_error_names_the_operation_and_the_place_and_redacts_the_password(where,
     error = _client.Client(uri=PASSWORD_URI).error('delete', exc, **where)
     assert error.msg == 'Could not delete%s on %s: domain is not running.' % (place, REDACTED_URI)
     assert 'hunter2' not in error.msg
-    assert error.details == {'libvirt_error_code': libvirt.VIR_ERR_OPERATION_INVALID}
+    assert (error.code, error.details) == (libvirt.VIR_ERR_OPERATION_INVALID, {})
 
 
 @pytest.mark.parametrize('code, hint', [
@@ -422,7 +426,7 @@ def test_transient_errors_give_up_after_lock_timeout(lock_timeout, slept):
         'acquire state change lock (held by monitor=remoteDispatchDomainSnapshotCreateXML). The domain stayed busy '
         'for longer than lock_timeout (%s s); another job holds it. Wait for it to finish or raise lock_timeout.'
         % lock_timeout)
-    assert caught.value.details == {'libvirt_error_code': libvirt.VIR_ERR_OPERATION_TIMEOUT}
+    assert (caught.value.code, caught.value.details) == (libvirt.VIR_ERR_OPERATION_TIMEOUT, {})
 
 
 @pytest.mark.parametrize('code, message', [
