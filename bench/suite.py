@@ -223,8 +223,7 @@ def bench_connections(runner, repeat):
     """The design choice of plugins/module_utils/_batch.py: workers sharing the module's one connection, or opening
     one each. The module's own per-domain code (manage_domain) in this process, 4 workers."""
     import threading
-    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch, _client
-    from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
+    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch, _client, _domain_run
     names = ['%sconn-%02d' % (runner.prefix, index) for index in range(1, CONNECTION_DOMAINS + 1)]
     defaults = {'state': 'present', 'description': None, 'memory': None, 'location': 'auto', 'memory_file': None,
                 'disks': None, 'quiesce': False, 'new_name': None, 'xml': None, 'redefine': False, 'current': False,
@@ -246,7 +245,7 @@ def bench_connections(runner, repeat):
             return local.client
 
         def work(name, dummy):
-            return virt_snapshot.manage_domain(dict(defaults, domain=name, name=snapshot), client_of_this_thread())
+            return _domain_run.manage_domain(dict(defaults, domain=name, name=snapshot), client_of_this_thread())
 
         try:
             outcomes = _batch.run_each([(name, None) for name in names], work, workers)

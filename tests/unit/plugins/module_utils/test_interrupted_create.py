@@ -19,9 +19,8 @@ import subprocess
 import libvirt
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _journal, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _journal, _model, _plan, _read
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
-from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
 
 DOMAIN_XML = ("<domain><name>web01</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
               "<source file='/images/vda.qcow2'/><target dev='vda'/></disk></devices></domain>")
@@ -121,7 +120,7 @@ def qemu_img_info(snapshots_by_image):
 def test_the_trace_of_an_interrupted_snapshot_in_the_images(tags, found):
     domain = _model.parse_domain(DOMAIN_XML, 'paused')
     command = qemu_img_info({'/images/vda.qcow2': tags})
-    assert virt_snapshot._images_hold_internal_snapshot(command, domain, 'snap') is found
+    assert _read.images_hold_internal_snapshot(command, domain, 'snap') is found
 
 
 def test_create_resumes_a_guest_left_paused_that_libvirt_calls_paused_by_the_user():
@@ -206,7 +205,7 @@ def test_a_pause_the_journal_explains_is_found(journal_folder):
     client = _client.Client('test:///default')
     _journal.PauseJournal(client.uri, dom.UUIDString(), pid=ended_pid()).begin(7, 'c10')
     domain = _model.parse_domain(DOMAIN_XML, 'paused')
-    assert virt_snapshot._interrupted_pause(client, dom, domain, 'c10', no_qemu_img) == 'user'
+    assert _read.interrupted_pause(client, dom, domain, 'c10', no_qemu_img) == 'user'
     assert domain['interrupted_create'] == 'c10'
 
 
@@ -220,7 +219,7 @@ def test_a_users_pause_without_a_matching_entry_is_left_alone(journal_folder, en
     pid = ended_pid() if entry_pid == 'ended' else None
     _journal.PauseJournal(client.uri, dom.UUIDString(), pid=pid).begin(entry_domain_id, 'c10')
     domain = _model.parse_domain(DOMAIN_XML, 'paused')
-    assert virt_snapshot._interrupted_pause(client, dom, domain, 'c10', qemu_img_info({'/images/vda.qcow2': []})) is None
+    assert _read.interrupted_pause(client, dom, domain, 'c10', qemu_img_info({'/images/vda.qcow2': []})) is None
     assert 'interrupted_create' not in domain
 
 
