@@ -11,17 +11,26 @@ write and check put a byte pattern on a guest disk and verify it, without any gu
 QEMU's own block layer (HMP "qemu-io", whose output lands in the domain's log, not in the monitor reply), a shut-off one with
 the qemu-io command on the disk's top image, which reads through the backing chain.
 
-Exit codes: 0 success (for check: the pattern is there), 1 check found other data, 2 error (including usage errors).
+guest create/wait/info/ssh/inventory run real Debian 12 guests (the image hacking/guest-image.sh builds and caches): a qcow2
+overlay on the cached base image, direct kernel boot, the guest agent, pvpanic, a serial console log, and SSH through a QEMU
+user-network port forward on 127.0.0.1 only (restrict=on: the guest reaches nothing else). The port and the key are kept in
+the domain's marker, so every command (and destroy and cleanup) works from the name alone.
+
+Exit codes: 0 success (for check: the pattern is there), 1 check found other data, 2 error (including usage errors);
+guest ssh passes the remote command's exit code through (255: ssh itself failed).
 Run it with the project's virtual environment (it needs libvirt-python and lxml): .venv/bin/python vmsnap_testctl.py --help
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +80,27 @@ PATTERN_FAILED_RE = re.compile(r'^Pattern verification failed', re.MULTILINE)
 QEMU_IO_LOG_TIMEOUT = 15.0
 SIZE_UNITS = {'': 1, 'B': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
 
+# Real guests (the guest sub-commands).
+GUEST_CACHE = os.environ.get('VMSNAP_GUEST_CACHE', '/var/cache/vmsnap/guest-image')
+GUEST_IMAGE_FILES = ('base.qcow2', 'vmlinuz', 'initrd.img', 'id_ed25519')
+GUEST_TAG = '{%s}guest' % MARKER_NAMESPACE
+QEMU_NAMESPACE = 'http://libvirt.org/schemas/domain/qemu/1.0'
+GUEST_CMDLINE = 'root=/dev/vda console=ttyS0 net.ifnames=0 panic=0'
+GUEST_USER = 'root'
+GUEST_PYTHON = '/usr/bin/python3'
+GUEST_SSH_COMMON_ARGS = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10'
+# Below Linux's ephemeral range (32768-60999), so that no outgoing connection holds a port a guest is about to get.
+GUEST_PORTS = range(20000, 32768)
+GUEST_PORT_LOCK = os.path.join(IMAGE_ROOT, '.guest-ports.lock')
+GUEST_START_ATTEMPTS = 3
+GUEST_POLL_INTERVAL = 1.0
+GUEST_PROBE_TIMEOUT = 10
+# SSH's banner can take 20 s when the host is busy (software emulation gets little CPU; measured 18 s at load 18).
+# Ansible puts its own ConnectTimeout (from ansible_ssh_timeout, default 10) before ssh_common_args, so it gets the
+# variable too; ssh_common_args keeps 10 as the interface says.
+GUEST_SSH_TIMEOUT = 30
+ANSI_ESCAPE_RE = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]')
+
 
 class TestctlError(Exception):
     """A failure the user can act on; main() prints it and exits with EXIT_ERROR."""
@@ -93,6 +123,17 @@ def byte_pattern(text):
         value = -1
     if not 0 <= value <= 255:
         raise argparse.ArgumentTypeError('%r is not a byte pattern (0x00 to 0xff)' % text)
+    return value
+
+
+def positive_int(text):
+    """argparse type: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError('%r is not a whole number above zero' % text)
     return value
 
 
@@ -485,6 +526,319 @@ def cmd_check(args, conn):
     return EXIT_MISMATCH
 
 
+# --- real guests -------------------------------------------------------------------------------------------------------
+
+def guest_image_dir(requested):
+    """The image folder to use (--image, else the cache's current entry), resolved, with every file a guest needs."""
+    current = os.path.join(GUEST_CACHE, 'current')
+    folder = requested or current
+    if not os.path.isdir(folder):
+        if requested:
+            raise TestctlError('guest image folder %s does not exist (hacking/guest-image.sh prints the one it built)' % requested)
+        raise TestctlError('no guest image is cached in %s: run `make guest-image` (or hacking/guest-image.sh) first' % GUEST_CACHE)
+    # The real path, never "current": a rebuild moves "current" on, and a guest's overlay must keep the base it was made on.
+    folder = os.path.realpath(folder)
+    missing = [name for name in GUEST_IMAGE_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise TestctlError('guest image folder %s lacks %s: rebuild it with `hacking/guest-image.sh --rebuild`' % (folder, ', '.join(missing)))
+    return folder
+
+
+def build_guest_xml(name, image, port, overlay, console_log, args):
+    """The XML of a real guest: software emulation, direct kernel boot from the image, virtio disk on an overlay, guest
+    agent channel, ISA pvpanic, serial console to a file, and the NIC on restricted user networking with one forward to 22."""
+    domain = etree.Element('domain', type='qemu', nsmap={'qemu': QEMU_NAMESPACE})
+    etree.SubElement(domain, 'name').text = name
+    metadata = etree.SubElement(domain, 'metadata')
+    throwaway = etree.SubElement(metadata, MARKER_TAG, nsmap={MARKER_PREFIX: MARKER_NAMESPACE}, dir=domain_dir(name))
+    etree.SubElement(throwaway, GUEST_TAG, port=str(port), key=os.path.join(image, 'id_ed25519'), image=image)
+    throwaway.find(GUEST_TAG).set('console-log', console_log)
+    etree.SubElement(domain, 'memory', unit='MiB').text = str(args.memory)
+    etree.SubElement(domain, 'vcpu').text = str(args.vcpus)
+    os_element = etree.SubElement(domain, 'os')
+    etree.SubElement(os_element, 'type', arch='x86_64').text = 'hvm'
+    etree.SubElement(os_element, 'kernel').text = os.path.join(image, 'vmlinuz')
+    etree.SubElement(os_element, 'initrd').text = os.path.join(image, 'initrd.img')
+    etree.SubElement(os_element, 'cmdline').text = GUEST_CMDLINE
+    features = etree.SubElement(domain, 'features')
+    # ACPI: the power button (virsh shutdown) and the ISA pvpanic device (ACPI QEMU0001) reach the guest through it.
+    etree.SubElement(features, 'acpi')
+    etree.SubElement(features, 'apic')
+    etree.SubElement(domain, 'clock', offset='utc')
+    etree.SubElement(domain, 'on_poweroff').text = 'destroy'
+    etree.SubElement(domain, 'on_reboot').text = 'restart'
+    etree.SubElement(domain, 'on_crash').text = args.on_crash
+    devices = etree.SubElement(domain, 'devices')
+    disk = etree.SubElement(devices, 'disk', type='file', device='disk')
+    etree.SubElement(disk, 'driver', name='qemu', type='qcow2')
+    etree.SubElement(disk, 'source', file=overlay)
+    etree.SubElement(disk, 'target', dev='vda', bus='virtio')
+    etree.SubElement(devices, 'controller', type='usb', model='none')
+    serial = etree.SubElement(devices, 'serial', type='file')
+    # append: a restart or a revert (a new QEMU) adds to the log instead of wiping what led to it.
+    etree.SubElement(serial, 'source', path=console_log, append='on')
+    etree.SubElement(serial, 'target', port='0')
+    channel = etree.SubElement(devices, 'channel', type='unix')
+    etree.SubElement(channel, 'target', type='virtio', name='org.qemu.guest_agent.0')
+    etree.SubElement(devices, 'panic', model='isa')
+    etree.SubElement(devices, 'memballoon', model='none')
+    # The NIC: libvirt's own <interface type='user'> cannot restrict the network or bind the forward to loopback.
+    # addr=0x9: without it, QEMU takes slot 2 and libvirt's virtio-serial controller fails to start.
+    commandline = etree.SubElement(domain, '{%s}commandline' % QEMU_NAMESPACE)
+    for value in ('-netdev', 'user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22' % port,
+                  '-device', 'virtio-net-pci,netdev=n0,addr=0x9'):
+        etree.SubElement(commandline, '{%s}arg' % QEMU_NAMESPACE, value=value)
+    return etree.tostring(domain, encoding='unicode')
+
+
+def guest_settings(dom):
+    """What the marker records about a real guest: port, key, image, console log; a TestctlError if it is no guest."""
+    throwaway = marker(dom)
+    guest = throwaway.find(GUEST_TAG) if throwaway is not None else None
+    if guest is None:
+        raise TestctlError('domain %s is not a real guest of vmsnap_testctl (made with "create", or not ours): '
+                           'make one with "guest create %s"' % (dom.name(), dom.name()))
+    return {'port': int(guest.get('port')), 'key': guest.get('key'), 'image': guest.get('image'), 'console_log': guest.get('console-log')}
+
+
+def guest_json(dom):
+    """The guest as the guest sub-commands print it: Ansible's connection variables and where to look."""
+    settings = guest_settings(dom)
+    return {
+        'name': dom.name(),
+        'state': state_name(dom),
+        'ansible_host': '127.0.0.1',
+        'ansible_port': settings['port'],
+        'ansible_user': GUEST_USER,
+        'ansible_ssh_private_key_file': settings['key'],
+        'ansible_ssh_common_args': GUEST_SSH_COMMON_ARGS,
+        'ansible_ssh_timeout': GUEST_SSH_TIMEOUT,
+        'ansible_python_interpreter': GUEST_PYTHON,
+        'console_log': settings['console_log'],
+        'image': settings['image'],
+    }
+
+
+def ssh_argv(settings, connect_timeout=GUEST_SSH_TIMEOUT):
+    """The ssh command line that reaches the guest as root with the image's key (no host key checks: throwaway guests)."""
+    return ['ssh', '-i', settings['key'], '-p', str(settings['port']), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+            '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=%d' % connect_timeout, '-o', 'LogLevel=ERROR',
+            '%s@127.0.0.1' % GUEST_USER]
+
+
+def port_is_free(port):
+    """True when nothing listens on (or holds) 127.0.0.1:port."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(('127.0.0.1', port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def ports_in_use_by_guests(conn):
+    """The ports recorded in the markers of every real guest of ours (defined ones hold theirs while shut off too)."""
+    ports = set()
+    for dom in conn.listAllDomains(0):
+        try:
+            throwaway = marker(dom)
+        except libvirt.libvirtError:
+            continue
+        guest = throwaway.find(GUEST_TAG) if throwaway is not None else None
+        if guest is not None and (guest.get('port') or '').isdigit():
+            ports.add(int(guest.get('port')))
+    return ports
+
+
+def free_guest_port(conn, taken):
+    """A loopback port no guest of ours has and nothing listens on; taken: ports to avoid as well."""
+    candidates = list(GUEST_PORTS)
+    random.SystemRandom().shuffle(candidates)
+    avoid = ports_in_use_by_guests(conn) | taken
+    for port in candidates:
+        if port not in avoid and port_is_free(port):
+            return port
+    raise TestctlError('no free TCP port on 127.0.0.1 between %d and %d' % (GUEST_PORTS[0], GUEST_PORTS[-1]))
+
+
+class PortLock:
+    """An exclusive lock that makes choosing a port, defining and starting a guest one step for parallel testctl runs."""
+
+    def __init__(self):
+        os.makedirs(IMAGE_ROOT, exist_ok=True)
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(GUEST_PORT_LOCK, 'a')  # held until __exit__
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+
+
+def console_tail(path, lines=8):
+    """The last lines of a console log, for error messages."""
+    try:
+        with open(path, 'rb') as log:
+            log.seek(max(0, os.fstat(log.fileno()).st_size - 8192))
+            text = log.read().decode('utf-8', 'replace')
+    except OSError as error:
+        return '(cannot read %s: %s)' % (path, os.strerror(error.errno))
+    # systemd's status lines carry colours and cursor moves; keep the words.
+    text = ANSI_ESCAPE_RE.sub('', text).replace('\r', '\n')
+    tail = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return '\n  '.join(tail) if tail else '(empty)'
+
+
+def agent_answers(dom):
+    """None when the guest agent answers guest-ping, else why not."""
+    try:
+        libvirt_qemu.qemuAgentCommand(dom, json.dumps({'execute': 'guest-ping'}), GUEST_PROBE_TIMEOUT, 0)
+    except libvirt.libvirtError as error:
+        return str(error)
+    return None
+
+
+def ssh_answers(settings, remaining):
+    """None when `ssh ... true` works, else why not."""
+    limit = max(5, min(int(remaining), 2 * GUEST_SSH_TIMEOUT))
+    argv = ssh_argv(settings, connect_timeout=min(GUEST_SSH_TIMEOUT, limit)) + ['true']
+    try:
+        completed = subprocess.run(argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return 'ssh did not finish within %d s' % limit
+    except OSError as error:
+        raise TestctlError('cannot run ssh: %s (install openssh-client)' % error) from None
+    if completed.returncode == 0:
+        return None
+    return 'exit %d: %s' % (completed.returncode, (completed.stderr or completed.stdout).strip() or 'no output')
+
+
+def wait_for_guest(dom, timeout):
+    """Wait until both the guest agent and SSH answer, at most timeout seconds; a TestctlError naming what did not."""
+    settings = guest_settings(dom)
+    deadline = time.monotonic() + timeout
+    agent_error = ssh_error = 'not tried yet'
+    while True:
+        state = state_name(dom)
+        if state != 'running':
+            raise TestctlError('guest %s is %s, not running: it cannot answer (start or resume it first). Console log %s ends:\n  %s'
+                               % (dom.name(), state, settings['console_log'], console_tail(settings['console_log'])))
+        if agent_error is not None:
+            agent_error = agent_answers(dom)
+        if ssh_error is not None:
+            ssh_error = ssh_answers(settings, deadline - time.monotonic())
+        if agent_error is None and ssh_error is None:
+            return
+        if time.monotonic() >= deadline:
+            silent = []
+            if agent_error is not None:
+                silent.append('the guest agent (guest-ping: %s)' % agent_error)
+            if ssh_error is not None:
+                silent.append('SSH on 127.0.0.1:%d (%s)' % (settings['port'], ssh_error))
+            raise TestctlError('guest %s: after %d s, %s did not answer. It is left running for a look; console log %s ends:\n  %s'
+                               % (dom.name(), timeout, ' and '.join(silent), settings['console_log'], console_tail(settings['console_log'])))
+        time.sleep(GUEST_POLL_INTERVAL)
+
+
+def start_guest(conn, args, image, overlay, console_log):
+    """Define and start the guest on a free loopback port; another port if something grabbed this one meanwhile."""
+    tried = set()
+    with PortLock():
+        while True:
+            port = free_guest_port(conn, tried)
+            tried.add(port)
+            dom = conn.defineXML(build_guest_xml(args.name, image, port, overlay, console_log, args))
+            try:
+                dom.create()
+                return dom
+            except libvirt.libvirtError as error:
+                # Another program may have bound the port between the probe and QEMU's start: only that is worth another try.
+                port_taken = 'hostfwd' in str(error) or 'host forwarding' in str(error)
+                if not port_taken or len(tried) >= GUEST_START_ATTEMPTS:
+                    raise
+                print('port %d was taken meanwhile (%s): trying another one' % (port, error), file=sys.stderr)
+                dom.undefineFlags(UNDEFINE_FLAGS)
+
+
+def cmd_guest_create(args, conn):
+    """guest create: a fresh real guest on an overlay of the cached image, started, and (unless --no-wait) answering."""
+    image = guest_image_dir(args.image)
+    existing = lookup(conn, args.name)
+    if existing is not None:
+        if marker(existing) is None:
+            raise TestctlError('domain %s exists and was not created by vmsnap_testctl: refusing to replace it' % args.name)
+        print('replacing leftover throwaway domain %s' % args.name, file=sys.stderr)
+        destroy_domain(existing)
+    else:
+        remove_domain_files(args.name)
+
+    folder = domain_dir(args.name)
+    os.makedirs(folder, exist_ok=True)
+    overlay = os.path.join(folder, 'vda.qcow2')
+    console_log = os.path.join(folder, 'console.log')
+    try:
+        run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', os.path.join(image, 'base.qcow2'), overlay])
+        os.chmod(overlay, 0o600)
+        dom = start_guest(conn, args, image, overlay, console_log)
+    except (libvirt.libvirtError, TestctlError) as error:
+        leftover = lookup(conn, args.name)
+        if leftover is not None and marker(leftover) is not None:
+            destroy_domain(leftover)
+        else:
+            remove_domain_files(args.name)
+        raise TestctlError('cannot create guest %s: %s' % (args.name, error)) from None
+    if not args.no_wait:
+        wait_for_guest(dom, args.timeout)
+    print(json.dumps(guest_json(dom), indent=2))
+    return EXIT_OK
+
+
+def cmd_guest_wait(args, conn):
+    """guest wait: wait until the guest agent and SSH answer again (after a revert, a start from a snapshot, ...)."""
+    dom = require_ours(conn, args.name)
+    wait_for_guest(dom, args.timeout)
+    print(json.dumps(guest_json(dom), indent=2))
+    return EXIT_OK
+
+
+def cmd_guest_info(args, conn):
+    """guest info: the guest's JSON, without waiting."""
+    print(json.dumps(guest_json(require_ours(conn, args.name)), indent=2))
+    return EXIT_OK
+
+
+def cmd_guest_ssh(args, conn):
+    """guest ssh: run a command in the guest over SSH; its stdout, stderr and exit code are passed through."""
+    dom = require_ours(conn, args.name)
+    settings = guest_settings(dom)
+    if not dom.isActive():
+        raise TestctlError('guest %s is %s: start it (then "guest wait %s") before running commands in it' % (args.name, state_name(dom), args.name))
+    command = args.remote_command[1:] if args.remote_command[:1] == ['--'] else args.remote_command
+    if not command:
+        raise TestctlError('no command given: guest ssh %s -- COMMAND...' % args.name)
+    sys.stdout.flush()
+    try:
+        # Like ssh: the words are joined and run by root's shell in the guest.
+        return subprocess.run(ssh_argv(settings) + ['--'] + command, check=False).returncode
+    except OSError as error:
+        raise TestctlError('cannot run ssh: %s (install openssh-client)' % error) from None
+
+
+def cmd_guest_inventory(args, conn):
+    """guest inventory: an Ansible inventory (JSON, which is YAML) with the guests as hosts of one group."""
+    hosts = {}
+    for name in args.names:
+        variables = guest_json(require_ours(conn, name))
+        hosts[name] = {key: value for key, value in variables.items() if key.startswith('ansible_')}
+        hosts[name].update(vmsnap_domain=name, vmsnap_console_log=variables['console_log'])
+    print(json.dumps({'all': {'children': {args.group: {'hosts': hosts}}}}, indent=2))
+    return EXIT_OK
+
+
 # --- command line ------------------------------------------------------------------------------------------------------
 
 def parser():
@@ -521,7 +875,50 @@ def parser():
         data.add_argument('--offset', type=byte_size, default=0, help='start, in bytes or with K/M/G (default 0)')
         data.add_argument('--length', type=byte_size, default=1 << 20, help='bytes, or with K/M/G (default 1M)')
         data.set_defaults(handler=handler)
+
+    guest = commands.add_parser('guest', help='real Debian 12 guests on the cached image (hacking/guest-image.sh): SSH and guest agent',
+                                description='Real guests: an overlay on the cached Debian 12 image, SSH on a 127.0.0.1 port forward, '
+                                            'the guest agent, pvpanic and a serial console log. Each prints JSON with Ansible\'s '
+                                            'connection variables (ansible_host, ansible_port, ...).')
+    guest_commands = guest.add_subparsers(dest='guest_command', required=True, metavar='GUEST_COMMAND')
+
+    guest_create = guest_commands.add_parser('create', help='create and start a real guest; wait until agent and SSH answer')
+    guest_create.add_argument('name', type=domain_name)
+    guest_create.add_argument('--memory', type=positive_int, default=512, metavar='MIB', help='memory in MiB (default 512)')
+    guest_create.add_argument('--vcpus', type=positive_int, default=1, help='virtual CPUs (default 1)')
+    guest_create.add_argument('--on-crash', choices=('preserve', 'destroy'), default='destroy',
+                              help='what libvirt does when the guest kernel panics (pvpanic): keep it as crashed, or stop it (default)')
+    guest_create.add_argument('--image', help='image folder (default: the cache\'s current one, %s/current)' % GUEST_CACHE)
+    guest_create.add_argument('--no-wait', action='store_true', help='return once started, without waiting for agent and SSH')
+    guest_create.add_argument('--timeout', type=positive_int, default=180, metavar='SECONDS', help='how long to wait (default 180)')
+    guest_create.set_defaults(handler=cmd_guest_create)
+
+    guest_wait = guest_commands.add_parser('wait', help='wait until agent and SSH of a guest answer (after a revert, a start, ...)')
+    guest_wait.add_argument('name', type=domain_name)
+    guest_wait.add_argument('--timeout', type=positive_int, default=180, metavar='SECONDS', help='how long to wait (default 180)')
+    guest_wait.set_defaults(handler=cmd_guest_wait)
+
+    guest_info = guest_commands.add_parser('info', help='the guest\'s JSON, without waiting')
+    guest_info.add_argument('name', type=domain_name)
+    guest_info.set_defaults(handler=cmd_guest_info)
+
+    guest_ssh = guest_commands.add_parser('ssh', help='run a command in the guest as root: guest ssh NAME -- COMMAND...',
+                                          description='Runs COMMAND in the guest over SSH (its words joined and run by root\'s shell, '
+                                                      'as ssh does) and passes its stdin, stdout, stderr and exit code through.')
+    guest_ssh.add_argument('name', type=domain_name)
+    guest_ssh.add_argument('remote_command', nargs=argparse.REMAINDER, metavar='-- COMMAND')
+    guest_ssh.set_defaults(handler=cmd_guest_ssh)
+
+    guest_inventory = guest_commands.add_parser('inventory', help='an Ansible inventory (JSON, valid YAML) with the guests as hosts')
+    guest_inventory.add_argument('names', nargs='+', type=domain_name, metavar='NAME')
+    guest_inventory.add_argument('--group', default='guests', help='the group the guests are in (default guests)')
+    guest_inventory.set_defaults(handler=cmd_guest_inventory)
     return top
+
+
+def command_name(args):
+    """The sub-command as typed: "create", "guest create", ..."""
+    return ' '.join(filter(None, (args.command, getattr(args, 'guest_command', None))))
 
 
 def main(argv=None):
@@ -537,9 +934,12 @@ def main(argv=None):
         finally:
             conn.close()
     except TestctlError as error:
-        print('vmsnap_testctl %s: error: %s' % (args.command, error), file=sys.stderr)
+        print('vmsnap_testctl %s: error: %s' % (command_name(args), error), file=sys.stderr)
     except libvirt.libvirtError as error:
-        print('vmsnap_testctl %s: libvirt error: %s' % (args.command, error), file=sys.stderr)
+        print('vmsnap_testctl %s: libvirt error: %s' % (command_name(args), error), file=sys.stderr)
+    except BrokenPipeError:
+        # The reader of our output went away (| head): nothing left to tell it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_ERROR
 
 
