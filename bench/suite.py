@@ -362,7 +362,7 @@ def main(argv=None):
     sys.path.insert(0, collections)
     os.environ['PATH'] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')
     work = tempfile.mkdtemp(prefix='vmsnap-bench-suite-')
-    runner = Runner(args.uri, prefix, collections, work)
+    runner = Runner(args.uri, prefix, command=collections, merge_timeout=work)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_at_start = [round(load, 2) for load in os.getloadavg()]
     benchmarks = []

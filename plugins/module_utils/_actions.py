@@ -72,7 +72,7 @@ def execute_or_decide_again(runner, snap, plan, name, decide):
 class Runner:
     """Performs plans for one domain. ``command`` runs a program without a shell: (argv) -> (rc, stdout, stderr)."""
 
-    def __init__(self, client, dom, command=None, merge_timeout=3600, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, client, dom, *, command=None, merge_timeout=3600, sleep=time.sleep, clock=time.monotonic):
         self.client = client
         self.dom = dom
         self.command = command
@@ -87,41 +87,60 @@ class Runner:
         """
         result = snap
         for action in plan.actions:
-            params = action.params
-            if action.kind in ('create', 'redefine'):
-                flags = params.get('flags') or (['redefine', 'current'] if params['current'] else ['redefine'])
-                made = self._create(params['xml'], flags, params['name'], params.get('journal'))
-                if action.kind == 'create':
-                    _make_private(self.client, params['files'])
-                if plan.snapshot is not None and params['name'] == plan.snapshot['name']:
-                    result = made
-            elif action.kind == 'delete':
-                target = self.client.find_snapshot(self.dom, params['name']) if params.get('lookup') else snap
-                if target is None:
-                    continue  # looked up now and gone: another run deleted it since this one read it
-                self.client.delete_snapshot(target, params['flags'])
-                self._remove_files(params.get('remove_files') or [])
-                if not params['keeps_snapshot'] and target is result:
-                    result = None
-            elif action.kind == 'revert':
-                self.client.revert_to_snapshot(snap, params['flags'])
-                if params.get('fresh_overlays'):
-                    self._make_fresh_overlays_private(params['fresh_overlays'])
-            elif action.kind == 'merge':
-                self._merge(snap, params, plan.merged)
-                result = None
-            elif action.kind == 'resume' and params.get('interrupted_pause'):
-                self._resume_left_paused(params['interrupted_pause'])
-            elif action.kind == 'resume':
-                self.client.resume(self.dom)
-            elif action.kind == 'suspend':
-                self.client.suspend(self.dom)
-            elif action.kind == 'wait':
-                self._wait_for_state(params)
-            elif action.kind == 'record_start':
-                self._record_start(params)
-            else:  # pragma: no cover - plans only hold the kinds above
+            perform = self._PERFORM.get(action.kind)
+            if perform is None:  # pragma: no cover - plans only hold the kinds of _PERFORM
                 raise SnapshotError('Internal error: unknown action %r.' % action.kind)
+            result = perform(self, snap, plan, action.params, result)
+        return result
+
+    # Each kind of action: (snapshot the plan is about, the plan, the action's params, the snapshot object so far)
+    # -> the snapshot object named like the plan's resulting snapshot, or None.
+
+    def _perform_create(self, snap, plan, params, result):
+        made = self._perform_redefine(snap, plan, params, result)
+        _make_private(self.client, params['files'])
+        return made
+
+    def _perform_redefine(self, snap, plan, params, result):
+        flags = params.get('flags') or (['redefine', 'current'] if params['current'] else ['redefine'])
+        made = self._create(params['xml'], flags, params['name'], params.get('journal'))
+        return made if plan.snapshot is not None and params['name'] == plan.snapshot['name'] else result
+
+    def _perform_delete(self, snap, plan, params, result):
+        target = self.client.find_snapshot(self.dom, params['name']) if params.get('lookup') else snap
+        if target is None:
+            return result  # looked up now and gone: another run deleted it since this one read it
+        self.client.delete_snapshot(target, params['flags'])
+        self._remove_files(params.get('remove_files') or [])
+        return None if not params['keeps_snapshot'] and target is result else result
+
+    def _perform_revert(self, snap, plan, params, result):
+        self.client.revert_to_snapshot(snap, params['flags'])
+        if params.get('fresh_overlays'):
+            self._make_fresh_overlays_private(params['fresh_overlays'])
+        return result
+
+    def _perform_merge(self, snap, plan, params, result):
+        self._merge(snap, params, plan.merged)
+        return None
+
+    def _perform_resume(self, snap, plan, params, result):
+        if params.get('interrupted_pause'):
+            self._resume_left_paused(params['interrupted_pause'])
+        else:
+            self.client.resume(self.dom)
+        return result
+
+    def _perform_suspend(self, snap, plan, params, result):
+        self.client.suspend(self.dom)
+        return result
+
+    def _perform_wait(self, snap, plan, params, result):
+        self._wait_for_state(params)
+        return result
+
+    def _perform_record_start(self, snap, plan, params, result):
+        self._record_start(params)
         return result
 
     def _create(self, xml, flags, name, journal):
@@ -248,3 +267,15 @@ class Runner:
                                 'definition was not changed.' % (merge['top'], merge['base'], merge['disk'],
                                                                  self.dom.name(), (err or '').strip()))
         return None  # qemu-img does not report how much it wrote
+
+    _PERFORM = {
+        'create': _perform_create,
+        'redefine': _perform_redefine,
+        'delete': _perform_delete,
+        'revert': _perform_revert,
+        'merge': _perform_merge,
+        'resume': _perform_resume,
+        'suspend': _perform_suspend,
+        'wait': _perform_wait,
+        'record_start': _perform_record_start,
+    }

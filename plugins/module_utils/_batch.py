@@ -24,12 +24,10 @@ capabilities would be probed once per connection; so one connection it is.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import fnmatch
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._domains import match_domains
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._info import is_glob
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._tree import sort_key
 
 # The domain states a group pauses: those in which the guest's CPUs run.
 RUNNING_STATES = ('running', 'blocked')
@@ -58,26 +56,10 @@ def resolve(client, entries):
     glob's matches in virsh's name order; a glob that matches nothing is a warning. Every domain appears once, at its
     first mention.
     """
-    listed = None
-    if any(is_glob(entry) for entry in entries):
-        listed = dict((dom.name(), dom) for dom in client.list_domains())
-    targets = []
-    seen = set()
-    warnings = []
-    for entry in entries:
-        if is_glob(entry):
-            matched = sorted((name for name in listed if fnmatch.fnmatchcase(name, entry)), key=sort_key)
-            if not matched:
-                warnings.append("The pattern '%s' in domains matches no domain on %s; it was skipped. Check it with "
-                                '`virsh list --all`; patterns are case-sensitive.' % (entry, client.uri))
-            found = [(name, listed[name]) for name in matched]
-        else:
-            found = [(entry, listed.get(entry) if listed is not None else None)]
-        for name, dom in found:
-            if name not in seen:
-                seen.add(name)
-                targets.append((name, dom))
-    return targets, warnings
+    chosen, unmatched = match_domains(client, entries)
+    warnings = ["The pattern '%s' in domains matches no domain on %s; it was skipped. Check it with `virsh list --all`; "
+                'patterns are case-sensitive.' % (entry, client.uri) for entry in unmatched]
+    return [(name, dom) for name, dom, dummy in chosen], warnings
 
 
 def run_each(items, work, parallel):

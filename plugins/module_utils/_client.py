@@ -140,7 +140,7 @@ def unless_missing(what, func, *args, default=None):
 class Client:
     """A libvirt connection for one module run."""
 
-    def __init__(self, uri=None, auth_username=None, auth_password=None, lock_timeout=60,
+    def __init__(self, uri=None, *, auth_username=None, auth_password=None, lock_timeout=60,
                  sleep=time.sleep, clock=time.monotonic):
         self.uri = uri or DEFAULT_URI
         self.auth_username = auth_username

@@ -12,25 +12,20 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import Runner, execute_or_decide_again, missing_snapshot_error
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._bulk import BulkPlan, plan_bulk_absent, select_removals
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._create import plan_present
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._delete import plan_absent
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._merge import plan_merge
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import EXTERNAL, NO, parse_snapshot, snapshot_disk_bases, with_state
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._options import is_bulk
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
-    BulkPlan,
-    plan_absent,
-    plan_bulk_absent,
-    plan_merge,
-    plan_present,
-    plan_redefine,
-    plan_rename,
-    plan_revert,
-    select_removals,
-)
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._records import plan_redefine, plan_rename
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._read import interrupted_pause, tree_context, undescribed_block_jobs, read_domain_with_chains
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._revert import plan_revert
 
 
-def plan_for(params, client, dom, snap, existing, existing_xml, command):
+def plan_for(params, client, dom, *, snap, existing, existing_xml, command):
     """Read what the decision needs, once, and decide."""
     state = params['state']
     if state == 'present' and params['redefine']:
@@ -47,11 +42,11 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
                            children)
     if state == 'present':
         if existing is not None:
-            return plan_present(params, None, existing, existing_xml, None, {})
+            return plan_present(params, domain=None, existing=existing, existing_xml=existing_xml, current_name=None, host={})
         host = client.host() if params['location'] == 'auto' else {}
         domain = client.read_domain(dom)
         domain['interrupted_pause'] = interrupted_pause(client, dom, domain, params['name'], command)
-        return plan_present(params, domain, None, None, client.current_snapshot_name(dom), host)
+        return plan_present(params, domain=domain, existing=None, existing_xml=None, current_name=client.current_snapshot_name(dom), host=host)
     if state == 'reverted':
         if snap is None:
             raise missing_snapshot_error(client, dom, params['name'], 'revert to')
@@ -69,9 +64,9 @@ def plan_for(params, client, dom, snap, existing, existing_xml, command):
     bases = snapshot_disk_bases(existing_xml)
     if state == 'merged':
         undescribed_block_jobs(client, dom, domain, existing)
-        return plan_merge(params, domain, existing, bases, descendants, current, client.is_local())
-    return plan_absent(params, existing, descendants, domain, bases, parent, current, client.host(),
-                       client.is_local())
+        return plan_merge(params, domain, existing, bases=bases, descendants=descendants, current_name=current, local=client.is_local())
+    return plan_absent(params, existing, descendants, domain=domain, bases=bases, parent=parent, current_name=current, host=client.host(),
+                       local=client.is_local())
 
 
 def plan_bulk_for(params, client, dom, command):
@@ -86,7 +81,7 @@ def plan_bulk_for(params, client, dom, command):
         domain = read_domain_with_chains(client, dom, command)
         host = client.host()
     bases = dict((name, snapshot_disk_bases(xml)) for name, xml in xmls if name in set(doomed))
-    return plan_bulk_absent(params, snapshots, current, domain, bases, host, client.is_local())
+    return plan_bulk_absent(params, snapshots, current, domain=domain, bases=bases, host=host, local=client.is_local())
 
 
 class DomainRun:
@@ -125,7 +120,7 @@ class DomainRun:
         """Read what the decision about ``snap`` (the snapshot object, or None) needs, and decide."""
         existing_xml = self.client.snapshot_xml(snap) if snap is not None else None
         existing = self.client.describe_snapshot(snap, existing_xml) if snap is not None else None
-        return plan_for(self.params, self.client, self.dom, snap, existing, existing_xml, self.command)
+        return plan_for(self.params, self.client, self.dom, snap=snap, existing=existing, existing_xml=existing_xml, command=self.command)
 
     @property
     def creates(self):
@@ -185,7 +180,7 @@ class DomainRun:
         return result, list(plan.warnings)
 
 
-def manage_domain(params, client, check_mode=False, diff=False, command=None, dom=None):
+def manage_domain(params, client, *, check_mode=False, diff=False, command=None, dom=None):
     """Everything the module does for one domain: (result, warnings). ``dom`` saves the lookup of a domain the
     caller already holds."""
     run = DomainRun(params, client, dom, command)
@@ -195,7 +190,7 @@ def manage_domain(params, client, check_mode=False, diff=False, command=None, do
     return run.report(diff)
 
 
-def take_group(params, client, check_mode, diff, command, targets):
+def take_group(params, client, *, check_mode, diff, command, targets):
     """consistency=group: plan every domain; if every plan holds, pause the running domains that get a new snapshot,
     take all the snapshots, and resume what was paused, also when a snapshot fails. Returns (outcomes, record of
     the domains paused and resumed).

@@ -19,20 +19,10 @@ import fnmatch
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import missing_snapshot_error
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import is_missing
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._domains import match_domains
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import parse_snapshot
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._tree import SnapshotTree, sort_key
-
-GLOB_CHARACTERS = '*?['
-
-
-def is_glob(text):
-    return any(char in text for char in GLOB_CHARACTERS)
-
-
-def _unique(items):
-    seen = set()
-    return [item for item in items if not (item in seen or seen.add(item))]
 
 
 def select_domains(client, domain=None, domains=None):
@@ -46,18 +36,9 @@ def select_domains(client, domain=None, domains=None):
         return [(client.domain(domain), True)]
     if domains is None:
         return [(dom, False) for dom in sorted(client.list_domains(), key=lambda dom: sort_key(dom.name()))]
-    entries = _unique(domains)
-    if not any(is_glob(entry) for entry in entries):
-        return [(client.domain(entry), True) for entry in entries]
-    listed = dict((dom.name(), dom) for dom in client.list_domains())
-    names = []
-    for entry in entries:
-        if is_glob(entry):
-            names.extend(name for name in sorted(listed, key=sort_key) if fnmatch.fnmatchcase(name, entry))
-        else:
-            names.append(entry)
-    # A name among globs that the list does not hold gets the same failure as a lookup by name.
-    return [(listed[name] if name in listed else client.domain(name), name in entries) for name in _unique(names)]
+    # A name the list does not hold (or that was not listed) gets the failure of a lookup by name.
+    return [(dom if dom is not None else client.domain(name), named)
+            for name, dom, named in match_domains(client, domains)[0]]
 
 
 def matches(snapshot, tree, options):

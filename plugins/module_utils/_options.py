@@ -13,38 +13,39 @@ __metaclass__ = type
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import validate_description, validate_snapshot_name
 
-# Options that only mean something for some states: the states, and the value that means "not given".
+# Options that only mean something for some states, and those states. An option counts as given when it differs from
+# its default in the argument spec (None where the spec has none).
 STATE_OPTIONS = {
-    'description': (('present',), None),
-    'memory': (('present',), None),
-    'location': (('present',), 'auto'),
-    'memory_file': (('present',), None),
-    'disks': (('present',), None),
-    'quiesce': (('present',), False),
-    'new_name': (('present',), None),
-    'xml': (('present',), None),
-    'redefine': (('present',), False),
-    'current': (('present',), False),
-    'consistency': (('present',), 'independent'),
-    'children': (('absent',), False),
-    'children_only': (('absent',), False),
-    'metadata_only': (('absent',), False),
-    'all': (('absent',), False),
-    'pattern': (('absent',), None),
-    'keep_newest': (('absent',), None),
-    'revert_state': (('reverted',), 'snapshot'),
-    'force': (('absent', 'merged', 'reverted'), False),
+    'description': ('present',),
+    'memory': ('present',),
+    'location': ('present',),
+    'memory_file': ('present',),
+    'disks': ('present',),
+    'quiesce': ('present',),
+    'new_name': ('present',),
+    'xml': ('present',),
+    'redefine': ('present',),
+    'current': ('present',),
+    'consistency': ('present',),
+    'children': ('absent',),
+    'children_only': ('absent',),
+    'metadata_only': ('absent',),
+    'all': ('absent',),
+    'pattern': ('absent',),
+    'keep_newest': ('absent',),
+    'revert_state': ('reverted',),
+    'force': ('absent', 'merged', 'reverted'),
 }
 
 # What a task with all or pattern deletes is exactly what they select, each snapshot on its own.
 NOT_WITH_SELECTION = ('children', 'children_only', 'force')
 
 
-def check_options(params):
+def check_options(params, argument_spec):
     state = params['state']
     for option in sorted(STATE_OPTIONS):
-        states, unset = STATE_OPTIONS[option]
-        if state not in states and params[option] != unset:
+        states = STATE_OPTIONS[option]
+        if state not in states and params[option] != argument_spec[option].get('default'):
             raise SnapshotError('%s only applies to state=%s, not to state=%s. Remove it from the task.'
                                 % (option, ' or state='.join(states), state))
     check_selection(params)

@@ -645,10 +645,10 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._read import qemu_i
 
 def manage(module, client):
     params = module.params
-    check_options(params)
+    check_options(params, module.argument_spec)
     command = qemu_img(module.get_bin_path('qemu-img'))
     if params['domains'] is None:
-        result, warnings = manage_domain(params, client, module.check_mode, module._diff, command)
+        result, warnings = manage_domain(params, client, check_mode=module.check_mode, diff=module._diff, command=command)
         for warning in warnings:
             module.warn(warning)
         return result
@@ -660,10 +660,10 @@ def manage(module, client):
     targets, warnings = _batch.resolve(client, params['domains'])
     group = None
     if params['consistency'] == 'group':
-        outcomes, group = take_group(params, client, module.check_mode, module._diff, command, targets)
+        outcomes, group = take_group(params, client, check_mode=module.check_mode, diff=module._diff, command=command, targets=targets)
     else:
         outcomes = _batch.run_each(targets, lambda name, dom: manage_domain(
-            dict(params, domain=name), client, module.check_mode, module._diff, command, dom), params['parallel'])
+            dict(params, domain=name), client, check_mode=module.check_mode, diff=module._diff, command=command, dom=dom), params['parallel'])
     result, domain_warnings, failure = _batch.summarize(outcomes, module._diff)
     for warning in warnings + domain_warnings:
         module.warn(warning)

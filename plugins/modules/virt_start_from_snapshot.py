@@ -282,7 +282,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import Runner, missing_snapshot_error
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import validate_snapshot_name
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import plan_start
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._revert import plan_start
 
 
 def check_options(params):
@@ -313,7 +313,7 @@ def start(module, client):
         current_name = client.current_snapshot_name(dom)
     host = client.host() if target['location'] != 'internal' or preserve is not None else {}
     descendants = client.describe_descendants(snap) if target['children'] else []
-    plan = plan_start(params, domain, target, preserved, current_name, host, descendants)
+    plan = plan_start(params, domain, target, preserved=preserved, current_name=current_name, host=host, descendants=descendants)
 
     for warning in plan.warnings:
         module.warn(warning)

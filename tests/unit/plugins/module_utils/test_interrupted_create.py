@@ -19,7 +19,7 @@ import subprocess
 import libvirt
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _journal, _model, _plan, _read
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _client, _create, _journal, _model, _plan, _read
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 DOMAIN_XML = ("<domain><name>web01</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
@@ -66,7 +66,7 @@ def create_params():
 
 def test_create_resumes_a_guest_a_libvirt_job_left_paused_and_records_it_running():
     domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='save')
-    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    plan = _create.plan_present(create_params(), domain=domain, existing=None, existing_xml=None, current_name=None, host={})
     assert [action.kind for action in plan.actions] == ['resume', 'create']
     assert plan.actions[0].params == {'interrupted_pause': 'save'}
     assert (plan.snapshot['state'], plan.snapshot['memory']['snapshot'], plan.domain_state) == \
@@ -77,7 +77,7 @@ def test_create_resumes_a_guest_a_libvirt_job_left_paused_and_records_it_running
 
 def test_create_leaves_a_guest_paused_on_purpose_as_it_is():
     domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause=None)
-    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    plan = _create.plan_present(create_params(), domain=domain, existing=None, existing_xml=None, current_name=None, host={})
     assert [action.kind for action in plan.actions] == ['create']
     assert (plan.snapshot['state'], plan.domain_state, plan.warnings) == ('paused', 'paused', [])
 
@@ -125,7 +125,7 @@ def test_the_trace_of_an_interrupted_snapshot_in_the_images(tags, found):
 
 def test_create_resumes_a_guest_left_paused_that_libvirt_calls_paused_by_the_user():
     domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='user')
-    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    plan = _create.plan_present(create_params(), domain=domain, existing=None, existing_xml=None, current_name=None, host={})
     assert [action.kind for action in plan.actions] == ['resume', 'create']
     assert plan.snapshot['state'] == 'running'
     assert "its images already hold an internal snapshot 'snap' that libvirt does not list" in plan.warnings[0]
@@ -225,7 +225,7 @@ def test_a_users_pause_without_a_matching_entry_is_left_alone(journal_folder, en
 
 def test_create_resumes_a_guest_the_journal_says_an_interrupted_create_paused():
     domain = dict(_model.parse_domain(DOMAIN_XML, 'paused'), interrupted_pause='user', interrupted_create='c10')
-    plan = _plan.plan_present(create_params(), domain, None, None, None, {})
+    plan = _create.plan_present(create_params(), domain=domain, existing=None, existing_xml=None, current_name=None, host={})
     assert [action.kind for action in plan.actions] == ['resume', 'create']
     assert (plan.snapshot['state'], plan.domain_state, plan.actions[1].params['journal']) == ('running', 'running', True)
     assert plan.warnings == ["Domain 'web01' was left paused by an interrupted snapshot: a run of this collection on "

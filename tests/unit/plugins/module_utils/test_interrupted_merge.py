@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _merge, _model
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 BASE = '/images/vda.qcow2'
@@ -47,7 +47,7 @@ def params():
 
 
 def merge_plan(dom, current='m1', existing=None):
-    return _plan.plan_merge(params(), dom, existing or snapshot(), {'vda': BASE}, [], current)
+    return _merge.plan_merge(params(), dom, existing or snapshot(), bases={'vda': BASE}, descendants=[], current_name=current)
 
 
 def test_the_mirror_of_a_disk_in_a_block_job():
@@ -113,8 +113,8 @@ def test_an_undescribed_job_that_may_write_elsewhere_is_refused(chain, job):
         '<domainsnapshot><name>m1</name><memory snapshot="no"/><disks><disk name="vda" snapshot="external">'
         '<source file="%s"/></disk></disks></domainsnapshot>' % OVERLAY, 'web01', children=['m2'])
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_merge(dict(params(), force=True), with_undescribed_job(domain('running', chain), job), m1,
-                         {'vda': BASE}, [m2], 'm2')
+        _merge.plan_merge(dict(params(), force=True), with_undescribed_job(domain('running', chain), job), m1,
+                          bases={'vda': BASE}, descendants=[m2], current_name='m2')
     assert '(%s into an image libvirt does not name)' % job in caught.value.msg
 
 

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _create, _delete, _merge, _model, _plan, _records, _revert
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 # What the client's host() reports, by what the host can do with external snapshots.
@@ -109,8 +109,8 @@ ON_C = running_on(overlay('c'), overlay('b'), overlay('a'), BASE)
     (HOST_11_3, [disk('vda', [BASE]), disk('vdb', None, fmt='qcow2', kind='network')], 'internal'),
 ])
 def test_location_auto_by_host_capability(host, disks, location):
-    spec = _plan.snapshot_spec(dict(name='snap', location='auto', memory=False), domain('shutoff', *disks), host,
-                               nothing_exists)
+    spec = _create.snapshot_spec(dict(name='snap', location='auto', memory=False), domain('shutoff', *disks), host,
+                                 nothing_exists)
     assert spec['location'] == location
     assert set(item['snapshot'] for item in spec['disks']) == set([location])
 
@@ -128,7 +128,7 @@ def test_location_auto_by_host_capability(host, disks, location):
       '(raw rbd:pool/vda) cannot take an external one (that needs a file or block device)']),
 ])
 def test_location_auto_refuses_naming_the_disks(host, disks, fragments):
-    error = refusal(_plan.snapshot_spec, dict(name='snap', location='auto', memory=False),
+    error = refusal(_create.snapshot_spec, dict(name='snap', location='auto', memory=False),
                     domain('shutoff', *disks), host, nothing_exists)
     assert [fragment for fragment in fragments if fragment not in error.msg] == []
 
@@ -136,7 +136,7 @@ def test_location_auto_refuses_naming_the_disks(host, disks, fragments):
 # -- state=absent on external snapshots, by what the host can delete --------------------------------------------------
 
 def test_absent_external_where_libvirt_deletes_it_is_its_delete_and_removes_the_memory_file():
-    plan = _plan.plan_absent(params(), C, [], ON_C, {'vda': overlay('b')}, B, 'c', HOST_9_0)
+    plan = _delete.plan_absent(params(), C, [], domain=ON_C, bases={'vda': overlay('b')}, parent=B, current_name='c', host=HOST_9_0)
     assert [(action.kind, action.params['name'], action.params['flags'], action.params['remove_files'])
             for action in plan.actions] == [('delete', 'c', [], [memory_file('c')])]
     assert (plan.deleted, plan.merged, plan.snapshot) == (['c'], [], None)
@@ -145,8 +145,8 @@ def test_absent_external_where_libvirt_deletes_it_is_its_delete_and_removes_the_
 @pytest.mark.parametrize('state, running', [('running', True), ('paused', True), ('shutoff', False)])
 def test_absent_external_where_libvirt_cannot_delete_it_is_a_merge(state, running):
     dom = domain(state, disk('vda', [overlay('c'), overlay('b'), overlay('a'), BASE]))
-    plan = _plan.plan_absent(params(), C, [], dom, {'vda': overlay('b')}, B, 'c', HOST_8_0)
-    expected = _plan.plan_merge(params(state='merged'), dom, C, {'vda': overlay('b')}, [], 'c')
+    plan = _delete.plan_absent(params(), C, [], domain=dom, bases={'vda': overlay('b')}, parent=B, current_name='c', host=HOST_8_0)
+    expected = _merge.plan_merge(params(state='merged'), dom, C, bases={'vda': overlay('b')}, descendants=[], current_name='c')
     assert [(action.kind, action.params) for action in plan.actions] == \
         [(action.kind, action.params) for action in expected.actions]
     assert [action.kind for action in plan.actions] == ['merge']
@@ -157,7 +157,7 @@ def test_absent_external_where_libvirt_cannot_delete_it_is_a_merge(state, runnin
 
 
 def test_absent_external_where_libvirt_cannot_delete_it_needs_force_for_snapshots_on_top():
-    error = refusal(_plan.plan_absent, params(), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_8_0)
+    error = refusal(_delete.plan_absent, params(), A, [B, C], domain=ON_C, bases={'vda': BASE}, parent=None, current_name='c', host=HOST_8_0)
     assert "Merging snapshot 'a' folds every layer above its base and would also remove or invalidate 2 other " \
            'snapshots: b, c. Nothing was changed. Set force: true to go ahead.' in error.msg
     assert error.details == {'affected': ['b', 'c']}
@@ -167,8 +167,8 @@ def test_absent_metadata_only_never_merges_nor_foresees():
     internal_parent = snapshot('i1', children=['e1'], location='internal', memory=True)
     e1 = snapshot('e1', parent='i1')
     for host in (HOST_8_0, HOST_9_0):
-        plan = _plan.plan_absent(params(metadata_only=True), e1, [], running_on(overlay('e1'), BASE), {'vda': BASE},
-                                 internal_parent, 'e1', host)
+        plan = _delete.plan_absent(params(metadata_only=True), e1, [], domain=running_on(overlay('e1'), BASE), bases={'vda': BASE},
+                                   parent=internal_parent, current_name='e1', host=host)
         assert [(action.kind, action.params['flags'], action.params['remove_files']) for action in plan.actions] == \
             [('delete', ['metadata_only'], [])]
 
@@ -178,8 +178,8 @@ def test_absent_metadata_only_never_merges_nor_foresees():
 def test_foresee_external_whose_parent_is_internal():
     parent = snapshot('i1', children=['e1'], location='internal', memory=True)
     e1 = snapshot('e1', parent='i1', memory=True, is_current=True)
-    error = refusal(_plan.plan_absent, params(), e1, [], running_on(overlay('e1'), BASE), {'vda': BASE}, parent,
-                    'e1', HOST_9_0)
+    error = refusal(_delete.plan_absent, params(), e1, [], domain=running_on(overlay('e1'), BASE), bases={'vda': BASE}, parent=parent,
+                    current_name='e1', host=HOST_9_0)
     assert error.msg == (
         "Cannot delete snapshot 'e1' (external, parent 'i1' (internal), children none): libvirt cannot delete an "
         'external snapshot whose parent is internal. Nothing was changed. Use state: merged to fold its overlay into '
@@ -189,8 +189,8 @@ def test_foresee_external_whose_parent_is_internal():
 @pytest.mark.parametrize('current_name', ['x', None, 'a'])
 def test_foresee_non_leaf_external_off_the_running_branch(current_name):
     # the domain does not run on a branch through b: the current snapshot is elsewhere (or none, or above it)
-    error = refusal(_plan.plan_absent, params(), B, [C], running_on(overlay('c'), overlay('b'), overlay('a'), BASE),
-                    {'vda': overlay('a')}, A, current_name, HOST_9_0)
+    error = refusal(_delete.plan_absent, params(), B, [C], domain=running_on(overlay('c'), overlay('b'), overlay('a'), BASE),
+                    bases={'vda': overlay('a')}, parent=A, current_name=current_name, host=HOST_9_0)
     assert error.msg.startswith("Cannot delete snapshot 'b' (external, parent 'a' (external), children c): it has "
                                 'children and the domain does not run on its branch')
     assert "(the current snapshot is '%s')" % current_name in error.msg
@@ -198,7 +198,7 @@ def test_foresee_non_leaf_external_off_the_running_branch(current_name):
 
 
 def test_non_leaf_external_on_the_running_branch_is_deleted():
-    plan = _plan.plan_absent(params(), B, [C], ON_C, {'vda': overlay('a')}, A, 'c', HOST_9_0)
+    plan = _delete.plan_absent(params(), B, [C], domain=ON_C, bases={'vda': overlay('a')}, parent=A, current_name='c', host=HOST_9_0)
     assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions] == \
         [('delete', 'b', [])]
     assert plan.deleted == ['b']
@@ -206,8 +206,8 @@ def test_non_leaf_external_on_the_running_branch_is_deleted():
 
 def test_foresee_external_whose_base_left_the_disk_chain():
     # after a revert to an internal snapshot taken before it, the disk no longer sits on the snapshot's base
-    error = refusal(_plan.plan_absent, params(), C, [], running_on('/images/other.qcow2'), {'vda': overlay('b')}, B,
-                    'c', HOST_9_0)
+    error = refusal(_delete.plan_absent, params(), C, [], domain=running_on('/images/other.qcow2'), bases={'vda': overlay('b')}, parent=B,
+                    current_name='c', host=HOST_9_0)
     assert error.msg.startswith("Cannot delete snapshot 'c' (external, parent 'b' (external), children none): disk "
                                 "vda no longer sits on the snapshot's base '%s' (its chain is /images/other.qcow2)"
                                 % overlay('b'))
@@ -216,8 +216,8 @@ def test_foresee_external_whose_base_left_the_disk_chain():
 
 def test_foresee_internal_snapshot_below_an_external_overlay():
     i1 = snapshot('i1', children=['e1'], location='internal', memory=True)
-    error = refusal(_plan.plan_absent, params(), i1, [snapshot('e1', parent='i1')], running_on(overlay('e1'), BASE),
-                    {'vda': BASE}, None, 'e1', HOST_9_0)
+    error = refusal(_delete.plan_absent, params(), i1, [snapshot('e1', parent='i1')], domain=running_on(overlay('e1'), BASE),
+                    bases={'vda': BASE}, parent=None, current_name='e1', host=HOST_9_0)
     assert error.msg == (
         "Cannot delete internal snapshot 'i1': it lives in '%s', but disk vda now writes to the overlay %s of a later "
         'external snapshot, and libvirt deletes internal snapshots only from the image in use. Nothing was changed. '
@@ -227,14 +227,14 @@ def test_foresee_internal_snapshot_below_an_external_overlay():
 
 def test_internal_snapshot_in_the_image_in_use_is_deleted():
     i1 = snapshot('i1', location='internal', memory=True)
-    plan = _plan.plan_absent(params(), i1, [], running_on(BASE), {'vda': BASE}, None, 'i1', HOST_9_0)
+    plan = _delete.plan_absent(params(), i1, [], domain=running_on(BASE), bases={'vda': BASE}, parent=None, current_name='i1', host=HOST_9_0)
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('delete', [])]
 
 
 # -- subtrees: libvirt's children flags refuse external snapshots ------------------------------------------------------
 
 def test_children_of_an_external_snapshot_are_merged_with_it():
-    plan = _plan.plan_absent(params(children=True), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
+    plan = _delete.plan_absent(params(children=True), A, [B, C], domain=ON_C, bases={'vda': BASE}, parent=None, current_name='c', host=HOST_9_0)
     assert [action.kind for action in plan.actions] == ['merge']
     assert plan.actions[0].params['drop_flags'] == ['metadata_only', 'children']
     assert plan.actions[0].params['remove_files'] == [overlay('c'), overlay('b'), overlay('a'), memory_file('c')]
@@ -246,13 +246,13 @@ def test_children_of_an_external_snapshot_are_merged_with_it():
 @pytest.mark.parametrize('force', [False, True])
 def test_children_of_an_external_snapshot_need_no_force(force):
     # children names the subtree: the merge that deletes it asks for nothing more.
-    plan = _plan.plan_absent(params(children=True, force=force), A, [B, C], ON_C, {'vda': BASE}, None, 'c', HOST_9_0)
+    plan = _delete.plan_absent(params(children=True, force=force), A, [B, C], domain=ON_C, bases={'vda': BASE}, parent=None, current_name='c', host=HOST_9_0)
     assert [action.kind for action in plan.actions] == ['merge']
     assert (plan.deleted, plan.snapshot) == (['a', 'b', 'c'], None)
 
 
 def test_merging_an_external_snapshot_with_snapshots_on_top_still_needs_force():
-    error = refusal(_plan.plan_merge, params(state='merged'), ON_C, A, {'vda': BASE}, [B, C], 'c')
+    error = refusal(_merge.plan_merge, params(state='merged'), ON_C, A, bases={'vda': BASE}, descendants=[B, C], current_name='c')
     assert "Merging snapshot 'a' folds every layer above its base and would also remove or invalidate 2 other " \
         'snapshots: b, c. Nothing was changed. Set force: true to go ahead.' in error.msg
     assert error.details == {'affected': ['b', 'c']}
@@ -260,7 +260,7 @@ def test_merging_an_external_snapshot_with_snapshots_on_top_still_needs_force():
 
 def test_children_on_an_external_leaf_is_a_plain_delete():
     # libvirt refuses its children flag on any external snapshot, even a leaf
-    plan = _plan.plan_absent(params(children=True), C, [], ON_C, {'vda': overlay('b')}, B, 'c', HOST_9_0)
+    plan = _delete.plan_absent(params(children=True), C, [], domain=ON_C, bases={'vda': overlay('b')}, parent=B, current_name='c', host=HOST_9_0)
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('delete', [])]
     assert (plan.deleted, plan.merged) == (['c'], [])
 
@@ -268,8 +268,8 @@ def test_children_on_an_external_leaf_is_a_plain_delete():
 def test_children_on_an_external_leaf_is_still_foreseen():
     parent = snapshot('i1', children=['e1'], location='internal', memory=True)
     e1 = snapshot('e1', parent='i1', is_current=True)
-    error = refusal(_plan.plan_absent, params(children=True), e1, [], running_on(overlay('e1'), BASE),
-                    {'vda': BASE}, parent, 'e1', HOST_9_0)
+    error = refusal(_delete.plan_absent, params(children=True), e1, [], domain=running_on(overlay('e1'), BASE),
+                    bases={'vda': BASE}, parent=parent, current_name='e1', host=HOST_9_0)
     assert 'libvirt cannot delete an external snapshot whose parent is internal' in error.msg
 
 
@@ -285,8 +285,8 @@ def test_subtrees_with_external_snapshots_below_are_refused_naming_the_highest(o
     below = [snapshot('i2', parent='i1', children=['e3'], location='internal', memory=True),
              snapshot('e3', parent='i2', children=['e4']), snapshot('e4', parent='e3', is_current=True),
              snapshot('e5', parent='i1')]
-    error = refusal(_plan.plan_absent, params(**options), i1, below, running_on(overlay('e4'), overlay('e3'), BASE),
-                    {'vda': BASE}, None, 'e4', HOST_9_0)
+    error = refusal(_delete.plan_absent, params(**options), i1, below, domain=running_on(overlay('e4'), overlay('e3'), BASE),
+                    bases={'vda': BASE}, parent=None, current_name='e4', host=HOST_9_0)
     assert error.msg == (
         'Cannot delete %s: libvirt deletes external snapshots only one at a time, never with children or '
         'children_only, and e3, e4, e5 are external. Nothing was changed. Merge them instead, which keeps the '
@@ -296,7 +296,7 @@ def test_subtrees_with_external_snapshots_below_are_refused_naming_the_highest(o
 
 
 def test_children_only_below_an_external_snapshot_is_refused():
-    error = refusal(_plan.plan_absent, params(children_only=True, force=True), A, [B, C], current_name='c')
+    error = refusal(_delete.plan_absent, params(children_only=True, force=True), A, [B, C], current_name='c')
     assert "Cannot delete the snapshots below 'a': libvirt deletes external snapshots only one at a time" in error.msg
     assert 'b, c are external.' in error.msg
     assert "state: merged with force: true on 'b'," in error.msg
@@ -307,15 +307,15 @@ def test_children_only_below_an_external_snapshot_is_refused():
     ({'children_only': True, 'force': True, 'metadata_only': True}, ['metadata_only', 'children_only']),
 ])
 def test_subtrees_of_external_snapshots_with_metadata_only_use_libvirts_flags(options, flags):
-    plan = _plan.plan_absent(params(**options), A, [B, C], current_name='c')
+    plan = _delete.plan_absent(params(**options), A, [B, C], current_name='c')
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('delete', flags)]
 
 
 def test_internal_subtree_keeps_libvirts_children_flag():
     i1 = snapshot('i1', children=['i2'], location='internal', memory=True)
     i2 = snapshot('i2', parent='i1', location='internal', memory=True, is_current=True)
-    plan = _plan.plan_absent(params(children=True, force=True), i1, [i2], running_on(BASE), {'vda': BASE}, None,
-                             'i2', HOST_9_0)
+    plan = _delete.plan_absent(params(children=True, force=True), i1, [i2], domain=running_on(BASE), bases={'vda': BASE}, parent=None,
+                               current_name='i2', host=HOST_9_0)
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('delete', ['children'])]
     assert plan.deleted == ['i1', 'i2']
 
@@ -342,7 +342,7 @@ def test_require_force(affected, force, expected):
 # -- state=merged -------------------------------------------------------------------------------------------------------
 
 def test_merge_missing_snapshot_is_no_change():
-    plan = _plan.plan_merge(params(state='merged'), ON_C, None, {}, [], 'c')
+    plan = _merge.plan_merge(params(state='merged'), ON_C, None, bases={}, descendants=[], current_name='c')
     assert (plan.changed, plan.deleted, plan.merged, plan.before, plan.after) == \
         (False, [], [], {'exists': False}, {'exists': False})
 
@@ -351,7 +351,7 @@ def test_merge_missing_snapshot_is_no_change():
                                             ('shutoff', False)])
 def test_merge_leaf(state, running):
     dom = domain(state, disk('vda', [overlay('c'), overlay('b'), overlay('a'), BASE]))
-    plan = _plan.plan_merge(params(state='merged'), dom, C, {'vda': overlay('b')}, [], 'c')
+    plan = _merge.plan_merge(params(state='merged'), dom, C, bases={'vda': overlay('b')}, descendants=[], current_name='c')
     assert [(action.kind, action.params['name'], action.params['running'], action.params['remove_files'],
              action.params['drop_flags']) for action in plan.actions] == \
         [('merge', 'c', running, [overlay('c'), memory_file('c')], ['metadata_only'])]
@@ -362,14 +362,14 @@ def test_merge_leaf(state, running):
 
 
 def test_merge_with_snapshots_on_top_needs_force_and_lists_them():
-    error = refusal(_plan.plan_merge, params(state='merged'), ON_C, A, {'vda': BASE}, [B, C], 'c')
+    error = refusal(_merge.plan_merge, params(state='merged'), ON_C, A, bases={'vda': BASE}, descendants=[B, C], current_name='c')
     assert error.msg == ("Merging snapshot 'a' folds every layer above its base and would also remove or invalidate "
                          '2 other snapshots: b, c. Nothing was changed. Set force: true to go ahead.')
     assert error.details == {'affected': ['b', 'c']}
 
 
 def test_merge_with_force_folds_every_layer_above_the_base():
-    plan = _plan.plan_merge(params(state='merged', force=True), ON_C, A, {'vda': BASE}, [B, C], 'c')
+    plan = _merge.plan_merge(params(state='merged', force=True), ON_C, A, bases={'vda': BASE}, descendants=[B, C], current_name='c')
     assert plan.merged == [{'disk': 'vda', 'top': overlay('c'), 'base': BASE, 'base_format': 'qcow2',
                             'overlays': [overlay('c'), overlay('b'), overlay('a')], 'job_size': None}]
     assert plan.actions[0].params['drop_flags'] == ['metadata_only', 'children']
@@ -378,8 +378,8 @@ def test_merge_with_force_folds_every_layer_above_the_base():
 
 def test_merge_with_snapshots_on_two_branches_is_refused():
     a = snapshot('a', children=['b', 'x'])
-    error = refusal(_plan.plan_merge, params(state='merged', force=True), ON_C, a, {'vda': BASE},
-                    [B, C, snapshot('x', parent='a')], 'c')
+    error = refusal(_merge.plan_merge, params(state='merged', force=True), ON_C, a, bases={'vda': BASE},
+                    descendants=[B, C, snapshot('x', parent='a')], current_name='c')
     assert error.msg.startswith("Cannot merge snapshot 'a': snapshots below it lie on more than one branch "
                                 '(b, c, x)')
     assert error.details == {'affected': ['b', 'c', 'x']}
@@ -387,7 +387,7 @@ def test_merge_with_snapshots_on_two_branches_is_refused():
 
 def test_merge_of_an_internal_snapshot_says_to_delete_it():
     i1 = snapshot('i1', location='internal', memory=True)
-    error = refusal(_plan.plan_merge, params(state='merged'), running_on(BASE), i1, {'vda': BASE}, [], 'i1')
+    error = refusal(_merge.plan_merge, params(state='merged'), running_on(BASE), i1, bases={'vda': BASE}, descendants=[], current_name='i1')
     assert error.msg == ("Snapshot 'i1' of domain 'web01' is internal: it has no overlay to merge, its data lives "
                          'inside the qcow2 image. Delete it with state: absent.')
 
@@ -398,18 +398,18 @@ def test_merge_of_an_internal_snapshot_says_to_delete_it():
     [BASE, overlay('c')],                         # base above the overlay (a chain the snapshot did not make)
 ])
 def test_merge_where_the_disk_no_longer_runs_on_the_overlay_is_refused(chain):
-    error = refusal(_plan.plan_merge, params(state='merged'), running_on(*chain), C, {'vda': overlay('b')}, [], 'c')
+    error = refusal(_merge.plan_merge, params(state='merged'), running_on(*chain), C, bases={'vda': overlay('b')}, descendants=[], current_name='c')
     assert error.msg.startswith("Cannot merge snapshot 'c': disk vda no longer runs on its overlay '%s' above '%s'"
                                 % (overlay('c'), overlay('b')))
     assert 'Nothing was changed.' in error.msg
 
 
 def test_merge_of_a_shut_off_domain_needs_a_local_uri():
-    error = refusal(_plan.plan_merge, params(state='merged'), shutoff_on(overlay('c'), overlay('b')), C,
-                    {'vda': overlay('b')}, [], 'c', local=False)
+    error = refusal(_merge.plan_merge, params(state='merged'), shutoff_on(overlay('c'), overlay('b')), C,
+                    bases={'vda': overlay('b')}, descendants=[], current_name='c', local=False)
     assert "needs qemu-img on the hypervisor" in error.msg
-    plan = _plan.plan_merge(params(state='merged'), running_on(overlay('c'), overlay('b')), C,
-                            {'vda': overlay('b')}, [], 'c', local=False)
+    plan = _merge.plan_merge(params(state='merged'), running_on(overlay('c'), overlay('b')), C,
+                             bases={'vda': overlay('b')}, descendants=[], current_name='c', local=False)
     assert plan.actions[0].params['running'] is True
 
 
@@ -420,18 +420,18 @@ def test_revert_to_internal_with_external_below_needs_force_listing_only_the_ext
     below = [snapshot('i2', parent='i1', children=['e1'], location='internal', memory=True),
              snapshot('e1', parent='i2', memory=True, is_current=True)]
     dom = {'name': 'web01', 'state': 'running'}
-    error = refusal(_plan.plan_revert, params(state='reverted'), dom, i1, HOST_9_0, below)
+    error = refusal(_revert.plan_revert, params(state='reverted'), dom, i1, HOST_9_0, below)
     assert error.msg == ("Reverting to internal snapshot 'i1' drops the external overlays below it, which would also "
                          'remove or invalidate 1 other snapshot: e1. Nothing was changed. Set force: true to go ahead.')
     assert error.details == {'affected': ['e1']}
-    plan = _plan.plan_revert(params(state='reverted', force=True), dom, i1, HOST_9_0, below)
+    plan = _revert.plan_revert(params(state='reverted', force=True), dom, i1, HOST_9_0, below)
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('revert', ['force'])]
 
 
 def test_revert_to_internal_with_only_internal_below_needs_no_force():
     i1 = snapshot('i1', children=['i2'], location='internal', memory=True)
-    plan = _plan.plan_revert(params(state='reverted'), {'name': 'web01', 'state': 'running'}, i1, HOST_9_0,
-                             [snapshot('i2', parent='i1', location='internal', memory=True)])
+    plan = _revert.plan_revert(params(state='reverted'), {'name': 'web01', 'state': 'running'}, i1, HOST_9_0,
+                               [snapshot('i2', parent='i1', location='internal', memory=True)])
     assert [(action.kind, action.params['flags']) for action in plan.actions] == [('revert', [])]
 
 
@@ -439,10 +439,10 @@ def test_revert_to_internal_with_only_internal_below_needs_no_force():
 def test_revert_to_external_by_host_capability(host, refused):
     dom = {'name': 'web01', 'state': 'running'}
     if refused:
-        error = refusal(_plan.plan_revert, params(state='reverted'), dom, C, host)
+        error = refusal(_revert.plan_revert, params(state='reverted'), dom, C, host)
         assert "this host (libvirt %s) cannot revert to external snapshots" % host['libvirt_version'] in error.msg
     else:
-        assert [action.kind for action in _plan.plan_revert(params(state='reverted'), dom, C, host).actions] == \
+        assert [action.kind for action in _revert.plan_revert(params(state='reverted'), dom, C, host).actions] == \
             ['revert']
 
 
@@ -463,7 +463,7 @@ def rename(**options):
 @pytest.mark.parametrize('is_current', [False, True])
 def test_rename_external_redefines_it_and_its_children_then_forgets_the_old_name(is_current):
     old = snapshot('a', children=['b'], is_current=is_current)
-    plan = _plan.plan_rename(rename(), old, A_XML, None, {'b': (B_XML, not is_current)})
+    plan = _records.plan_rename(rename(), old, A_XML, None, {'b': (B_XML, not is_current)})
     assert [(action.kind, action.params['name'], action.params.get('current'), action.params.get('flags'))
             for action in plan.actions] == [('redefine', 'first', is_current, None),
                                             ('redefine', 'b', not is_current, None),
@@ -479,7 +479,7 @@ def test_rename_external_redefines_it_and_its_children_then_forgets_the_old_name
 
 def test_rename_done_when_only_the_new_name_exists():
     new = snapshot('first')
-    plan = _plan.plan_rename(rename(), None, None, new, {})
+    plan = _records.plan_rename(rename(), None, None, new, {})
     assert (plan.changed, plan.snapshot) == (False, new)
     assert plan.before == plan.after == _model.diff_view(new)
 
@@ -492,5 +492,5 @@ def test_rename_done_when_only_the_new_name_exists():
      'image that a revert loads, so libvirt would no longer find it. Take a new snapshot under the new name instead.'),
 ])
 def test_rename_refusals(old, new, fragment):
-    error = refusal(_plan.plan_rename, rename(), old, A_XML if old else None, new, {})
+    error = refusal(_records.plan_rename, rename(), old, A_XML if old else None, new, {})
     assert error.msg == fragment

@@ -16,7 +16,7 @@ import stat
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _actions, _model, _revert
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 HOST_11_3 = {'uri': 'qemu:///system', 'libvirt_version': '11.3.0', 'external_revert': True, 'external_delete': True}
@@ -52,14 +52,14 @@ def revert_action(plan):
 
 def test_the_plan_names_the_disks_that_get_fresh_overlays_and_their_images_before():
     dom = domain({'vda': '/images/vda.s1', 'vdb': '/images/vdb.qcow2'})
-    plan = _plan.plan_revert({}, dom, snapshot({'vda': ('external', '/images/vda.s1'), 'vdb': ('no', None)}),
-                             HOST_11_3)
+    plan = _revert.plan_revert({}, dom, snapshot({'vda': ('external', '/images/vda.s1'), 'vdb': ('no', None)}),
+                               HOST_11_3)
     assert revert_action(plan) == {'name': 's1', 'flags': [], 'fresh_overlays': {'vda': '/images/vda.s1'}}
 
 
 def test_a_revert_to_an_internal_snapshot_has_no_fresh_overlays():
     internal = dict(snapshot({'vda': ('internal', None)}), location='internal')
-    plan = _plan.plan_revert({}, domain({'vda': '/images/vda.qcow2'}), internal, HOST_11_3)
+    plan = _revert.plan_revert({}, domain({'vda': '/images/vda.qcow2'}), internal, HOST_11_3)
     assert revert_action(plan) == {'name': 's1', 'flags': []}
 
 
@@ -93,7 +93,7 @@ def mode(path):
 
 def revert(client, sources_before, disks):
     dom = domain(sources_before)
-    plan = _plan.plan_revert({}, dom, snapshot(disks), HOST_11_3)
+    plan = _revert.plan_revert({}, dom, snapshot(disks), HOST_11_3)
     return _actions.Runner(client, dom).execute('s1', plan)
 
 

@@ -2,14 +2,14 @@
 # Copyright: vmsnap.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Unit tests of _plan.plan_start (virt_start_from_snapshot): the decisions, as tables. Nothing here touches libvirt."""
+"""Unit tests of _revert.plan_start (virt_start_from_snapshot): the decisions, as tables. Nothing here touches libvirt."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _revert
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 HOST_9_0 = {'uri': 'qemu:///system', 'libvirt_version': '9.0.0', 'external_revert': False, 'external_delete': True}
@@ -63,8 +63,8 @@ def options(**given):
 
 
 def plan(params, dom, target=None, preserved=None, current_name=None, host=None, descendants=()):
-    return _plan.plan_start(params, dom, target or snapshot(), preserved, current_name, host or HOST_9_0, descendants,
-                            path_exists=nothing_exists)
+    return _revert.plan_start(params, dom, target or snapshot(), preserved=preserved, current_name=current_name, host=host or HOST_9_0, descendants=descendants,
+                              path_exists=nothing_exists)
 
 
 def refusal(params, dom, **kwargs):
@@ -276,7 +276,7 @@ def test_the_snapshot_preserved_when_the_domain_was_started_is_reported_again():
 def test_the_domain_started_from_the_snapshot_is_only_resumed_or_paused(state, wanted, kind):
     changed = plan(options(state=wanted, preserve_current='crash-1'), domain(state, 7, record('good', 7)))
     assert kinds(changed) == [kind, 'wait']
-    assert action(changed, 'wait')['states'] == _plan.START_STATES[wanted]
+    assert action(changed, 'wait')['states'] == _revert.START_STATES[wanted]
     assert changed.domain_state == wanted
     assert changed.domain_id == 7  # resuming or pausing keeps the QEMU process
     assert changed.before['domain_state'] == state
@@ -333,3 +333,81 @@ def test_the_revert_checks_of_virt_snapshot_apply():
     assert 'ext' in refused.msg and 'force: true' in refused.msg
     assert kinds(plan(options(force=True), domain(), target=target, descendants=below)) == \
         ['revert', 'wait', 'record_start']
+
+
+# -- state=reverted ---------------------------------------------------------------------------------------------------
+
+def reverted(**options):
+    params = dict(name='snap', revert_state='snapshot', force=False)
+    params.update(options)
+    return params
+
+
+def recorded(state, location='internal', memory='internal'):
+    xml = ('<domainsnapshot><name>snap</name><state>%s</state><memory snapshot="%s"/>'
+           '<disks><disk name="vda" snapshot="%s"/></disks></domainsnapshot>' % (state, memory, location))
+    return _model.parse_snapshot(xml, 'web01', is_current=False)
+
+
+@pytest.mark.parametrize('revert_state, snapshot_state, flags, state_after', [
+    ('snapshot', 'running', [], 'running'),
+    ('snapshot', 'paused', [], 'paused'),
+    ('snapshot', 'shutoff', [], 'shutoff'),
+    ('snapshot', 'disk-snapshot', [], 'shutoff'),
+    ('running', 'shutoff', ['running'], 'running'),
+    ('running', 'paused', ['running'], 'running'),
+    ('paused', 'running', ['paused'], 'paused'),
+    ('paused', 'shutoff', ['paused'], 'paused'),
+])
+def test_revert_flags_and_predicted_domain_state(revert_state, snapshot_state, flags, state_after):
+    snapshot = recorded(snapshot_state)
+    plan = _revert.plan_revert(reverted(revert_state=revert_state), {'name': 'web01', 'state': 'shutoff'}, snapshot,
+                               HOST_9_0)
+    assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions] == \
+        [('revert', 'snap', flags)]
+    assert plan.domain_state == state_after
+    assert plan.snapshot == dict(snapshot, is_current=True)
+    assert plan.before == dict(_model.diff_view(snapshot), domain_state='shutoff')
+    assert plan.after == dict(_model.diff_view(snapshot), is_current=True, domain_state=state_after)
+    assert plan.changed is True
+
+
+def test_revert_force():
+    plan = _revert.plan_revert(reverted(force=True, revert_state='running'), {'name': 'web01', 'state': 'running'},
+                               recorded('running'), HOST_9_0)
+    assert plan.actions[0].params['flags'] == ['running', 'force']
+
+
+@pytest.mark.parametrize('location, memory', [('external', 'external'), ('external', 'no'), ('mixed', 'internal')])
+def test_revert_to_external_refused_where_the_host_cannot(location, memory):
+    disk = 'external' if location == 'mixed' else location
+    snapshot = recorded('running', disk, memory)
+    with pytest.raises(SnapshotError) as caught:
+        _revert.plan_revert(reverted(), {'name': 'web01', 'state': 'running'}, snapshot, HOST_9_0)
+    assert caught.value.msg.startswith(
+        "Snapshot 'snap' of domain 'web01' is external, and this host (libvirt 9.0.0) cannot revert to external "
+        'snapshots: its capabilities do not advertise <externalSnapshot/>')
+    assert 'Nothing was changed.' in caught.value.msg
+
+
+def test_revert_to_external_where_the_host_can():
+    plan = _revert.plan_revert(reverted(), {'name': 'web01', 'state': 'running'},
+                               recorded('running', 'external', 'external'), HOST_11_3)
+    assert [action.kind for action in plan.actions] == ['revert']
+    assert plan.domain_state == 'running'
+
+
+@pytest.mark.parametrize('domain_state, warned', [('running', True), ('paused', True), ('shutoff', False)])
+def test_revert_to_a_disk_snapshot_warns_that_a_running_domain_ends_shut_off(domain_state, warned):
+    plan = _revert.plan_revert(reverted(), {'name': 'web01', 'state': domain_state},
+                               recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
+    expected = ["Snapshot 'snap' holds no memory state, so domain 'web01' is shut off after the revert. Set "
+                'revert_state: running to boot it from the reverted disks.'] if warned else []
+    assert plan.warnings == expected
+    assert plan.domain_state == 'shutoff'
+
+
+def test_revert_to_a_disk_snapshot_with_revert_state_running_does_not_warn():
+    plan = _revert.plan_revert(reverted(revert_state='running'), {'name': 'web01', 'state': 'running'},
+                               recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
+    assert (plan.warnings, plan.domain_state) == ([], 'running')

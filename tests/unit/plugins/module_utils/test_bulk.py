@@ -2,14 +2,14 @@
 # Copyright: vmsnap.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Unit tests of _plan's bulk removal (state=absent with all or pattern, and keep_newest), as tables. No libvirt."""
+"""Unit tests of _bulk: the bulk removal (state=absent with all or pattern, and keep_newest), as tables. No libvirt."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _bulk, _model
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 HOST_9_0 = {'uri': 'qemu:///system', 'libvirt_version': '9.0.0', 'external_revert': False, 'external_delete': True}
@@ -65,7 +65,7 @@ NIGHTLIES = [snap('nightly-1', None, 100), snap('nightly-2', 'nightly-1', 200), 
     (None, 1, ['Nightly-4', 'nightly-3', 'by-hand', 'nightly-2', 'nightly-1'], ['nightly-10']),
 ])
 def test_select_removals(pattern, keep, deleted, kept):
-    assert _plan.select_removals(NIGHTLIES, pattern, keep) == (deleted, kept)
+    assert _bulk.select_removals(NIGHTLIES, pattern, keep) == (deleted, kept)
 
 
 @pytest.mark.parametrize('snapshots, newest', [
@@ -82,7 +82,7 @@ def test_select_removals(pattern, keep, deleted, kept):
     ([snap('none', None, None), snap('some', None, 1)], ['some', 'none']),
 ])
 def test_newest_first_breaks_ties_by_depth_then_name(snapshots, newest):
-    assert [item['name'] for item in _plan.newest_first(snapshots)] == newest
+    assert [item['name'] for item in _bulk.newest_first(snapshots)] == newest
 
 
 @pytest.mark.parametrize('snapshots', [
@@ -93,7 +93,7 @@ def test_newest_first_breaks_ties_by_depth_then_name(snapshots, newest):
      snap('auto-a', 'by-hand', 100)],
 ])
 def test_keep_newest_with_ties_keeps_the_child(snapshots):
-    assert _plan.select_removals(snapshots, 'auto-*', 1) == (['auto-b'], ['auto-a'])
+    assert _bulk.select_removals(snapshots, 'auto-*', 1) == (['auto-b'], ['auto-a'])
 
 
 # -- order: children before parents -----------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ TREE = {'root': None, 'a': 'root', 'a1': 'a', 'a1x': 'a1', 'a2': 'a', 'b': 'root
     ([], []),
 ])
 def test_removal_order_puts_children_before_parents(names, order):
-    result = _plan.removal_order(TREE, names)
+    result = _bulk.removal_order(TREE, names)
     assert result == order
     for name in result:
         ancestor = TREE[name]
@@ -121,15 +121,15 @@ def test_removal_order_puts_children_before_parents(names, order):
 
 def test_removal_order_of_a_long_chain_needs_no_recursion():
     chain = dict(('s%05d' % index, 's%05d' % (index - 1) if index else None) for index in range(5000))
-    order = _plan.removal_order(chain, list(chain))
+    order = _bulk.removal_order(chain, list(chain))
     assert order[0] == 's04999' and order[-1] == 's00000' and len(order) == 5000
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------------
 
 def test_internal_tree_is_deleted_leaf_first_and_keeps_what_the_pattern_does_not_match():
-    plan = _plan.plan_bulk_absent(bulk(pattern='nightly-*', keep_newest=1), NIGHTLIES, 'nightly-10',
-                                  chain_domain('shutoff', '/img/vda.qcow2'), {}, HOST_9_0)
+    plan = _bulk.plan_bulk_absent(bulk(pattern='nightly-*', keep_newest=1), NIGHTLIES, 'nightly-10',
+                                  domain=chain_domain('shutoff', '/img/vda.qcow2'), bases={}, host=HOST_9_0)
     assert plan.deleted == ['nightly-3', 'nightly-2', 'nightly-1']
     assert plan.kept == ['nightly-10']
     assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions] == [
@@ -141,14 +141,14 @@ def test_internal_tree_is_deleted_leaf_first_and_keeps_what_the_pattern_does_not
 
 
 def test_nothing_selected_is_no_change():
-    plan = _plan.plan_bulk_absent(bulk(pattern='weekly-*'), NIGHTLIES, 'nightly-10')
+    plan = _bulk.plan_bulk_absent(bulk(pattern='weekly-*'), NIGHTLIES, 'nightly-10')
     assert not plan.changed
     assert plan.deleted == [] and plan.kept == []
     assert plan.before == plan.after
 
 
 def test_everything_retained_is_no_change():
-    plan = _plan.plan_bulk_absent(bulk(all=True, keep_newest=len(NIGHTLIES)), NIGHTLIES, 'nightly-10')
+    plan = _bulk.plan_bulk_absent(bulk(all=True, keep_newest=len(NIGHTLIES)), NIGHTLIES, 'nightly-10')
     assert not plan.changed
     assert plan.kept == ['nightly-10', 'Nightly-4', 'nightly-3', 'by-hand', 'nightly-2', 'nightly-1']
 
@@ -164,7 +164,7 @@ def external_chain():
 
 def test_external_chain_is_merged_from_the_top_layer_down():
     snapshots, bases, domain = external_chain()
-    plan = _plan.plan_bulk_absent(bulk(all=True), snapshots, 'e3', domain, bases, HOST_9_0)
+    plan = _bulk.plan_bulk_absent(bulk(all=True), snapshots, 'e3', domain=domain, bases=bases, host=HOST_9_0)
     assert plan.deleted == ['e3', 'e2', 'e1']
     assert [action.kind for action in plan.actions] == ['delete'] * 3
     assert all(action.params['flags'] == [] for action in plan.actions)
@@ -172,7 +172,7 @@ def test_external_chain_is_merged_from_the_top_layer_down():
 
 def test_external_keep_newest_deletes_below_the_kept_one_on_the_current_branch():
     snapshots, bases, domain = external_chain()
-    plan = _plan.plan_bulk_absent(bulk(all=True, keep_newest=1), snapshots, 'e3', domain, bases, HOST_9_0)
+    plan = _bulk.plan_bulk_absent(bulk(all=True, keep_newest=1), snapshots, 'e3', domain=domain, bases=bases, host=HOST_9_0)
     assert plan.deleted == ['e2', 'e1']
     assert plan.kept == ['e3']
 
@@ -183,8 +183,8 @@ def test_external_with_a_kept_child_off_the_current_branch_is_refused_before_any
                  snap('side', None, 30, 'internal')]
     domain = chain_domain('running', '/img/vda.qcow2')
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_bulk_absent(bulk(pattern='auto-*'), snapshots, 'side', domain,
-                               {'auto-1': {'vda': '/img/vda.qcow2'}}, HOST_9_0)
+        _bulk.plan_bulk_absent(bulk(pattern='auto-*'), snapshots, 'side', domain=domain,
+                               bases={'auto-1': {'vda': '/img/vda.qcow2'}}, host=HOST_9_0)
     assert "the 1 snapshot of domain 'web01' that match pattern 'auto-*'" in caught.value.msg
     assert "at snapshot 'auto-1'" in caught.value.msg
     assert 'Nothing was changed' in caught.value.msg
@@ -194,7 +194,7 @@ def test_merge_that_would_fold_a_kept_snapshot_is_refused_without_asking_for_for
     # Before libvirt 9.0 an external delete is a merge, which folds the layers above: the kept child's too.
     snapshots, bases, domain = external_chain()
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_bulk_absent(bulk(pattern='e[12]'), snapshots, 'e3', domain, bases, HOST_8_0)
+        _bulk.plan_bulk_absent(bulk(pattern='e[12]'), snapshots, 'e3', domain=domain, bases=bases, host=HOST_8_0)
     message = caught.value.msg
     assert "deleting snapshot 'e2' would also remove or invalidate e3, which the selection leaves out" in message
     assert 'Nothing was changed' in message
@@ -204,7 +204,7 @@ def test_merge_that_would_fold_a_kept_snapshot_is_refused_without_asking_for_for
 
 def test_merge_of_a_whole_chain_before_libvirt_9_goes_leaf_first():
     snapshots, bases, domain = external_chain()
-    plan = _plan.plan_bulk_absent(bulk(all=True), snapshots, 'e3', domain, bases, HOST_8_0)
+    plan = _bulk.plan_bulk_absent(bulk(all=True), snapshots, 'e3', domain=domain, bases=bases, host=HOST_8_0)
     assert [(action.kind, action.params['name']) for action in plan.actions] == [
         ('merge', 'e3'), ('merge', 'e2'), ('merge', 'e1')]
     # each merge sees the chain the merges before it leave
@@ -219,7 +219,7 @@ def test_the_current_snapshot_moves_to_the_parent_as_libvirt_moves_it():
     snapshots[1] = snap('hand', 'e1', 20, 'external', '/img/vda.e2')
     snapshots[2]['parent'] = 'hand'
     bases['hand'] = bases.pop('e2')
-    plan = _plan.plan_bulk_absent(bulk(pattern='e*'), snapshots, 'e3', domain, bases, HOST_9_0)
+    plan = _bulk.plan_bulk_absent(bulk(pattern='e*'), snapshots, 'e3', domain=domain, bases=bases, host=HOST_9_0)
     assert plan.deleted == ['e3', 'e1']
     assert plan.after == {'snapshots': ['hand']}
 
@@ -229,13 +229,13 @@ def test_internal_below_a_kept_external_is_refused():
     snapshots = [snap('i', None, 10), snap('x', 'i', 20, 'external', '/img/vda.x')]
     domain = chain_domain('running', '/img/vda.x', '/img/vda.qcow2')
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_bulk_absent(bulk(pattern='i'), snapshots, 'x', domain, {'i': {'vda': '/img/vda.qcow2'}}, HOST_9_0)
+        _bulk.plan_bulk_absent(bulk(pattern='i'), snapshots, 'x', domain=domain, bases={'i': {'vda': '/img/vda.qcow2'}}, host=HOST_9_0)
     assert "at snapshot 'i'" in caught.value.msg
 
 
 def test_metadata_only_forgets_each_without_reading_the_disks():
     snapshots, dummy_bases, dummy_domain = external_chain()
-    plan = _plan.plan_bulk_absent(bulk(all=True, metadata_only=True), snapshots, 'e3')
+    plan = _bulk.plan_bulk_absent(bulk(all=True, metadata_only=True), snapshots, 'e3')
     assert plan.deleted == ['e3', 'e2', 'e1']
     assert all(action.params['flags'] == ['metadata_only'] and action.params['remove_files'] == []
                for action in plan.actions)

@@ -2,14 +2,14 @@
 # Copyright: vmsnap.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Unit tests of _plan: the decisions, as tables. Nothing here touches libvirt."""
+"""Unit tests of _create (state=present): the decisions, as tables. Nothing here touches libvirt."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _create, _model
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 # What the client's host() reports: stock Debian 12 (no external revert) and bookworm-backports.
@@ -60,7 +60,8 @@ def present(**options):
 
 
 def plan_create(params, dom, host=None, path_exists=nothing_exists, current_name=None):
-    return _plan.plan_present(params, dom, None, None, current_name, HOST_9_0 if host is None else host, path_exists)
+    return _create.plan_present(params, domain=dom, existing=None, existing_xml=None, current_name=current_name,
+                                host=HOST_9_0 if host is None else host, path_exists=path_exists)
 
 
 def refusal(params, dom, host=None, path_exists=nothing_exists):
@@ -350,7 +351,7 @@ def existing(is_current=True, xml=EXISTING_XML):
 
 
 def plan_update(params, snapshot=None, xml=EXISTING_XML):
-    return _plan.plan_present(params, None, snapshot or existing(), xml, None, {})
+    return _create.plan_present(params, domain=None, existing=snapshot or existing(), existing_xml=xml, current_name=None, host={})
 
 
 @pytest.mark.parametrize('is_current', [True, False])
@@ -410,169 +411,3 @@ def test_description_change_still_warns_about_creation_only_options():
     plan = plan_update(present(description='new', memory=False))
     assert [action.kind for action in plan.actions] == ['redefine']
     assert len(plan.warnings) == 1 and 'memory=False (it has memory)' in plan.warnings[0]
-
-
-# -- state=absent -----------------------------------------------------------------------------------------------------
-
-def absent(**options):
-    params = dict(name='snap', children=False, children_only=False, metadata_only=False, force=False)
-    params.update(options)
-    return params
-
-
-def snapshot_dict(name, parent=None, children=(), location='internal'):
-    kind = location
-    xml = ('<domainsnapshot><name>%s</name>%s<memory snapshot="no"/><disks><disk name="vda" snapshot="%s"/></disks>'
-           '</domainsnapshot>') % (name, '<parent><name>%s</name></parent>' % parent if parent else '', kind)
-    return _model.parse_snapshot(xml, 'web01', children=children)
-
-
-SNAP = snapshot_dict('snap', parent='base', children=['c1'])
-BELOW = [snapshot_dict('c1', parent='snap', children=['c2']), snapshot_dict('c2', parent='c1')]
-
-
-def test_absent_missing_is_no_change():
-    plan = _plan.plan_absent(absent(), None, [])
-    assert (plan.changed, plan.snapshot, plan.deleted, plan.before, plan.after) == \
-        (False, None, [], {'exists': False}, {'exists': False})
-
-
-@pytest.mark.parametrize('options, flags, deleted', [
-    ({}, [], ['snap']),
-    ({'metadata_only': True}, ['metadata_only'], ['snap']),
-    ({'children': True}, ['children'], ['snap', 'c1', 'c2']),
-    ({'children': True, 'force': True}, ['children'], ['snap', 'c1', 'c2']),
-    ({'children': True, 'metadata_only': True}, ['metadata_only', 'children'], ['snap', 'c1', 'c2']),
-])
-def test_absent_deletes(options, flags, deleted):
-    plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
-    assert [(action.kind, action.params['name'], action.params['flags'], action.params['keeps_snapshot'])
-            for action in plan.actions] == [('delete', 'snap', flags, False)]
-    assert plan.deleted == deleted
-    assert (plan.snapshot, plan.before, plan.after) == (None, _model.diff_view(SNAP), {'exists': False})
-
-
-def test_absent_children_of_a_leaf_deletes_only_it():
-    leaf = snapshot_dict('snap', parent='base')
-    plan = _plan.plan_absent(absent(children=True), leaf, [])
-    assert [action.params['flags'] for action in plan.actions] == [['children']]
-    assert plan.deleted == ['snap']
-
-
-@pytest.mark.parametrize('options, flags, deleted, keeps', [
-    ({'children': True}, ['children'], ['snap', 'c1', 'c2'], False),
-    ({'children_only': True}, ['children_only'], ['c1', 'c2'], True),
-])
-def test_absent_with_descendants_needs_no_force_and_lists_them(options, flags, deleted, keeps):
-    # Naming children or children_only is the request itself, as with libvirt's DELETE_CHILDREN(_ONLY).
-    plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
-    assert [(action.kind, action.params['flags'], action.params['keeps_snapshot']) for action in plan.actions] == \
-        [('delete', flags, keeps)]
-    assert plan.deleted == deleted
-
-
-@pytest.mark.parametrize('options, flags', [
-    ({'children_only': True}, ['children_only']),
-    ({'children_only': True, 'force': True}, ['children_only']),
-    ({'children_only': True, 'metadata_only': True}, ['metadata_only', 'children_only']),
-])
-def test_absent_children_only_keeps_the_snapshot(options, flags):
-    plan = _plan.plan_absent(absent(**options), SNAP, BELOW)
-    assert [(action.kind, action.params['flags'], action.params['keeps_snapshot']) for action in plan.actions] == \
-        [('delete', flags, True)]
-    assert plan.deleted == ['c1', 'c2']
-    assert plan.snapshot == dict(SNAP, children=[])
-    assert (plan.before['children'], plan.after['children'], plan.after['exists']) == (['c1'], [], True)
-
-
-@pytest.mark.parametrize('current_name, is_current_after', [('c2', True), ('c1', True), ('other', False), (None, False)])
-def test_absent_children_only_makes_the_kept_snapshot_current_when_the_current_one_goes(current_name, is_current_after):
-    # libvirt moves the current marker to the kept snapshot when it deletes the current one below it.
-    plan = _plan.plan_absent(absent(children_only=True), SNAP, BELOW, current_name=current_name)
-    assert plan.snapshot['is_current'] is is_current_after
-    assert plan.after['is_current'] is is_current_after
-
-
-def test_absent_children_only_on_a_leaf_is_no_change():
-    leaf = snapshot_dict('snap', parent='base')
-    plan = _plan.plan_absent(absent(children_only=True), leaf, [])
-    assert (plan.changed, plan.deleted, plan.snapshot) == (False, [], leaf)
-    assert plan.before == plan.after == _model.diff_view(leaf)
-
-
-# -- state=reverted ---------------------------------------------------------------------------------------------------
-
-def reverted(**options):
-    params = dict(name='snap', revert_state='snapshot', force=False)
-    params.update(options)
-    return params
-
-
-def recorded(state, location='internal', memory='internal'):
-    xml = ('<domainsnapshot><name>snap</name><state>%s</state><memory snapshot="%s"/>'
-           '<disks><disk name="vda" snapshot="%s"/></disks></domainsnapshot>' % (state, memory, location))
-    return _model.parse_snapshot(xml, 'web01', is_current=False)
-
-
-@pytest.mark.parametrize('revert_state, snapshot_state, flags, state_after', [
-    ('snapshot', 'running', [], 'running'),
-    ('snapshot', 'paused', [], 'paused'),
-    ('snapshot', 'shutoff', [], 'shutoff'),
-    ('snapshot', 'disk-snapshot', [], 'shutoff'),
-    ('running', 'shutoff', ['running'], 'running'),
-    ('running', 'paused', ['running'], 'running'),
-    ('paused', 'running', ['paused'], 'paused'),
-    ('paused', 'shutoff', ['paused'], 'paused'),
-])
-def test_revert_flags_and_predicted_domain_state(revert_state, snapshot_state, flags, state_after):
-    snapshot = recorded(snapshot_state)
-    plan = _plan.plan_revert(reverted(revert_state=revert_state), {'name': 'web01', 'state': 'shutoff'}, snapshot,
-                             HOST_9_0)
-    assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions] == \
-        [('revert', 'snap', flags)]
-    assert plan.domain_state == state_after
-    assert plan.snapshot == dict(snapshot, is_current=True)
-    assert plan.before == dict(_model.diff_view(snapshot), domain_state='shutoff')
-    assert plan.after == dict(_model.diff_view(snapshot), is_current=True, domain_state=state_after)
-    assert plan.changed is True
-
-
-def test_revert_force():
-    plan = _plan.plan_revert(reverted(force=True, revert_state='running'), {'name': 'web01', 'state': 'running'},
-                             recorded('running'), HOST_9_0)
-    assert plan.actions[0].params['flags'] == ['running', 'force']
-
-
-@pytest.mark.parametrize('location, memory', [('external', 'external'), ('external', 'no'), ('mixed', 'internal')])
-def test_revert_to_external_refused_where_the_host_cannot(location, memory):
-    disk = 'external' if location == 'mixed' else location
-    snapshot = recorded('running', disk, memory)
-    with pytest.raises(SnapshotError) as caught:
-        _plan.plan_revert(reverted(), {'name': 'web01', 'state': 'running'}, snapshot, HOST_9_0)
-    assert caught.value.msg.startswith(
-        "Snapshot 'snap' of domain 'web01' is external, and this host (libvirt 9.0.0) cannot revert to external "
-        'snapshots: its capabilities do not advertise <externalSnapshot/>')
-    assert 'Nothing was changed.' in caught.value.msg
-
-
-def test_revert_to_external_where_the_host_can():
-    plan = _plan.plan_revert(reverted(), {'name': 'web01', 'state': 'running'},
-                             recorded('running', 'external', 'external'), HOST_11_3)
-    assert [action.kind for action in plan.actions] == ['revert']
-    assert plan.domain_state == 'running'
-
-
-@pytest.mark.parametrize('domain_state, warned', [('running', True), ('paused', True), ('shutoff', False)])
-def test_revert_to_a_disk_snapshot_warns_that_a_running_domain_ends_shut_off(domain_state, warned):
-    plan = _plan.plan_revert(reverted(), {'name': 'web01', 'state': domain_state},
-                             recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
-    expected = ["Snapshot 'snap' holds no memory state, so domain 'web01' is shut off after the revert. Set "
-                'revert_state: running to boot it from the reverted disks.'] if warned else []
-    assert plan.warnings == expected
-    assert plan.domain_state == 'shutoff'
-
-
-def test_revert_to_a_disk_snapshot_with_revert_state_running_does_not_warn():
-    plan = _plan.plan_revert(reverted(revert_state='running'), {'name': 'web01', 'state': 'running'},
-                             recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
-    assert (plan.warnings, plan.domain_state) == ([], 'running')

@@ -2,14 +2,14 @@
 # Copyright: vmsnap.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Unit tests of _plan.plan_redefine: re-creating a snapshot's record from its XML, as tables. No libvirt here."""
+"""Unit tests of _records.plan_redefine: re-creating a snapshot's record from its XML, as tables. No libvirt here."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
 
-from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _plan
+from ansible_collections.vmsnap.libvirt.plugins.module_utils import _model, _records
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 DOMAIN = ("<domain type='qemu'><name>web01</name><uuid>70e96e9e-701a-42fe-b578-1383a7422844</uuid>"
@@ -41,7 +41,7 @@ def redefine(xml=None, name='before', current=False):
 
 
 def test_a_new_record():
-    plan = _plan.plan_redefine(redefine(), 'web01', None)
+    plan = _records.plan_redefine(redefine(), 'web01', None)
     assert [(action.kind, action.params) for action in plan.actions] == [
         ('redefine', {'name': 'before', 'xml': snapshot_xml(), 'current': False})]
     assert plan.changed
@@ -52,7 +52,7 @@ def test_a_new_record():
 
 
 def test_a_new_record_made_current():
-    plan = _plan.plan_redefine(redefine(current=True), 'web01', None)
+    plan = _records.plan_redefine(redefine(current=True), 'web01', None)
     assert plan.actions[0].params['current'] is True
     assert plan.snapshot['is_current'] is True
 
@@ -65,7 +65,7 @@ def test_a_new_record_made_current():
 ])
 def test_the_same_record_exists(is_current, current, changed):
     before = existing(is_current=is_current, children=['after'])
-    plan = _plan.plan_redefine(redefine(current=current), 'web01', before)
+    plan = _records.plan_redefine(redefine(current=current), 'web01', before)
     assert plan.changed is changed
     assert plan.snapshot['children'] == ['after']
     assert plan.snapshot['is_current'] is (is_current or current)
@@ -78,7 +78,7 @@ def test_the_same_record_exists(is_current, current, changed):
 def test_only_the_formatting_differs():
     # libvirt's own XML, indented and with attributes quoted differently, is the same record.
     spaced = snapshot_xml().replace('><', '>\n  <').replace("'", '"')
-    assert not _plan.plan_redefine(redefine(spaced), 'web01', existing()).changed
+    assert not _records.plan_redefine(redefine(spaced), 'web01', existing()).changed
 
 
 @pytest.mark.parametrize('field, xml', [
@@ -89,7 +89,7 @@ def test_only_the_formatting_differs():
 ])
 def test_a_different_record_is_redefined(field, xml):
     before = existing(is_current=True, children=['after'])
-    plan = _plan.plan_redefine(redefine(xml), 'web01', before)
+    plan = _records.plan_redefine(redefine(xml), 'web01', before)
     assert [action.kind for action in plan.actions] == ['redefine']
     assert plan.actions[0].params == {'name': 'before', 'xml': xml, 'current': False}
     assert plan.snapshot[field] != before[field]
@@ -99,19 +99,19 @@ def test_a_different_record_is_redefined(field, xml):
 
 def test_the_name_in_the_xml_must_be_the_name():
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_redefine(redefine(snapshot_xml(name='other')), 'web01', None)
+        _records.plan_redefine(redefine(snapshot_xml(name='other')), 'web01', None)
     assert caught.value.msg == ("The xml defines snapshot 'other', but name is 'before'. Set name to the name in the "
                                 'XML (a redefine cannot rename; use new_name for that).')
 
 
 def test_the_xml_must_be_snapshot_xml():
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_redefine(redefine(DOMAIN), 'web01', None)
+        _records.plan_redefine(redefine(DOMAIN), 'web01', None)
     assert caught.value.msg.startswith('xml must be snapshot XML (a <domainsnapshot> element')
     assert 'it is a <domain> element' in caught.value.msg
 
 
 def test_xml_that_does_not_parse():
     with pytest.raises(SnapshotError) as caught:
-        _plan.plan_redefine(redefine('<domainsnapshot><name>before</name>'), 'web01', None)
+        _records.plan_redefine(redefine('<domainsnapshot><name>before</name>'), 'web01', None)
     assert caught.value.msg.startswith('Could not parse the XML of the xml option: ')
