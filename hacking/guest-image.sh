@@ -20,9 +20,11 @@
 # The guest: `debootstrap --variant=minbase` of bookworm from the mirror this machine's apt uses (DEBIAN_MIRROR
 # overrides it), with systemd, the cloud kernel, qemu-guest-agent (freeze hooks on: /etc/qemu/fsfreeze-hook runs the
 # executables in /etc/qemu/fsfreeze-hook.d/; log in /var/log/qemu-ga.log), python3 (+ python3-apt for Ansible's apt
-# module), openssh-server (root by key only, host keys made at build), ifupdown with eth0 on DHCP, pvpanic loaded at boot
-# and kernel.panic=0, no apt sources (the guest reaches no network; a file: source added later works), and the timers and
-# wait-online units that slow a boot or wake up on their own masked.
+# module), openssh-server (root by key only, host keys made at build), ifupdown with eth0 on DHCP (allow-hotplug),
+# dbus (systemd-logind: the ACPI power button shuts down), pvpanic loaded at boot and kernel.panic=0, no apt sources (the
+# guest reaches no network; a file: source added later works). For the boot under software emulation: a small initrd
+# (virtio_pci, virtio_blk), modules of the emulated PC that virtio guests never use blacklisted, and the timers,
+# wait-online units and pseudo file systems that slow a boot or wake up on their own masked.
 set -euo pipefail
 
 script=$(readlink -f "${BASH_SOURCE[0]}")
@@ -43,7 +45,10 @@ masked_units=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scr
     modprobe@dm_mod.service modprobe@loop.service modprobe@fuse.service modprobe@efi_pstore.service modprobe@drm.service
     modprobe@configfs.service)
 # Modules udev would load for the emulated PC that a guest on virtio never needs (kvm: the CPU model offers svm).
-blacklisted_modules=(kvm kvm_amd kvm_intel ata_piix ata_generic pata_acpi floppy serio_raw psmouse i2c_piix4 pcspkr joydev)
+blacklisted_modules=(kvm kvm_amd kvm_intel ata_piix ata_generic pata_acpi floppy serio_raw psmouse i2c_piix4 pcspkr joydev
+    powernow_k8 acpi_cpufreq)
+# Services with a watchdog that a guest starved of CPU (a busy host) can miss: they would be killed and restarted.
+watchdog_services=(systemd-journald systemd-logind systemd-udevd)
 
 log() { printf 'guest-image: %s\n' "$*" >&2; }
 die() { printf 'guest-image: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -131,7 +136,8 @@ configure_root() {
 auto lo
 iface lo inet loopback
 
-auto eth0
+# allow-hotplug, not auto: udev raises it when the NIC shows up, and the boot does not wait for udev to settle first.
+allow-hotplug eth0
 iface eth0 inet dhcp
 EOF
 
@@ -174,13 +180,31 @@ EOF
         fi
     done
     chroot "$root" systemctl set-default --quiet multi-user.target
+    # On a busy host a guest gets a fraction of a CPU: sshd's config test and systemd-logind once took longer than the
+    # default start timeout (90 s), and both failed. Slow is fine here; failing is not.
+    install -d "$root/etc/systemd/system.conf.d"
+    printf '[Manager]\nDefaultTimeoutStartSec=15min\nDefaultTimeoutStopSec=5min\n' >"$root/etc/systemd/system.conf.d/vmsnap.conf"
+    for unit in "${watchdog_services[@]}"; do
+        install -d "$root/etc/systemd/system/$unit.service.d"
+        printf '[Service]\nWatchdogSec=0\n' >"$root/etc/systemd/system/$unit.service.d/vmsnap-no-watchdog.conf"
+    done
+    printf 'LANG=C.UTF-8\n' >"$root/etc/default/locale"
     printf 'blacklist %s\n' "${blacklisted_modules[@]}" >"$root/etc/modprobe.d/vmsnap-lab.conf"
 
     # A small initrd with only what finds the root file system (ext4 is built in): a third of the size, and no probing
     # of the emulated IDE controller before /dev/vda shows up.
+    # debootstrap made none (INITRD=No): one build, not two.
     printf 'virtio_pci\nvirtio_blk\n' >"$root/etc/initramfs-tools/modules"
     sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
-    chroot "$root" update-initramfs -u -k all >&2
+    local kernel
+    for kernel in "$root"/boot/vmlinuz-*; do
+        kernel=${kernel##*/vmlinuz-}
+        if [[ -e $root/boot/initrd.img-$kernel ]]; then
+            chroot "$root" update-initramfs -u -k "$kernel" >&2
+        else
+            chroot "$root" update-initramfs -c -k "$kernel" >&2
+        fi
+    done
 
     # Smaller image: no manuals, documentation or translations, now or from later installs.
     cat >"$root/etc/dpkg/dpkg.cfg.d/90vmsnap-nodoc" <<'EOF'
@@ -245,7 +269,8 @@ build_image() {
     chmod 0600 "$build/id_ed25519" "$build/id_ed25519.pub"
 
     log "debootstrap --variant=minbase $suite into $root"
-    debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$scratch/debootstrap.log" 2>&1 \
+    # INITRD=No: the kernel's postinst makes no initrd (configure_root makes a small one).
+    INITRD=No debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$scratch/debootstrap.log" 2>&1 \
         || die "debootstrap failed; its last lines:$(printf '\n'; tail -n 20 "$scratch/debootstrap.log")"
     configure_root "$root"
     log "debootstrap and configuration: $((SECONDS - phase)) s"
