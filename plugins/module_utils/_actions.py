@@ -14,6 +14,7 @@ import os
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import AgentAbsent, AgentUnavailable
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_start_record
@@ -79,6 +80,8 @@ class Runner:
         self.merge_timeout = merge_timeout
         self._sleep = sleep
         self._clock = clock
+        # What the last sync_clock action found and did (the plan's clock result, made real); None without one.
+        self.clock = None
 
     def execute(self, snap, plan):
         """Perform the plan's actions on ``snap`` (the snapshot object the plan is about, or None).
@@ -143,6 +146,10 @@ class Runner:
         self._record_start(params)
         return result
 
+    def _perform_sync_clock(self, snap, plan, params, result):
+        self.clock = self._sync_clock(params)
+        return result
+
     def _create(self, xml, flags, name, journal):
         """Create the snapshot; with ``journal`` (the guest runs), noted in the pause journal while libvirt works.
 
@@ -203,8 +210,34 @@ class Runner:
                                     % (self.dom.name(), params['snapshot'], state, params['states'][0],
                                        params['timeout'], self.dom.name()))
 
-    def _backoff(self, timeout, first):
-        return Backoff(timeout=timeout, first=first, cap=1.0, clock=self._clock, sleep=self._sleep)
+    def _sync_clock(self, params):
+        """Set the clock of a guest just resumed from saved memory from the host's, through the guest agent, waiting
+        up to params['timeout'] seconds for the agent to answer. With mode 'required' a clock left unset fails the
+        task (the revert or start itself is done and stays done); with 'auto' the result says why it was not set."""
+        backoff = self._backoff(params['timeout'], first=0.25, cap=2.0)
+        while True:
+            try:
+                behind = self.client.sync_guest_clock(self.dom)
+                return {'mode': params['mode'], 'attempted': True, 'synced': True, 'behind_seconds': round(behind, 3),
+                        'message': None}
+            except AgentAbsent as exc:
+                reason = exc.msg
+                break
+            except AgentUnavailable as exc:
+                reason = exc.msg
+                if not backoff.wait():
+                    break
+        message = ("The clock of domain '%s' was not set: %s The guest runs with the clock it had when snapshot '%s' "
+                   'was taken. Set it with `virsh domtime %s --sync` once its agent answers.'
+                   % (self.dom.name(), reason.rstrip('.') + '.', params['snapshot'], self.dom.name()))
+        clock = {'mode': params['mode'], 'attempted': True, 'synced': False, 'behind_seconds': None, 'message': message}
+        if params['mode'] == 'required':
+            raise SnapshotError('%s The %s itself succeeded; clock_sync: required made the task fail (clock_sync: '
+                                'auto only warns).' % (message, params['operation']), changed=True, clock=clock)
+        return clock
+
+    def _backoff(self, timeout, first, cap=1.0):
+        return Backoff(timeout=timeout, first=first, cap=cap, clock=self._clock, sleep=self._sleep)
 
     def _record_start(self, params):
         """Record in the running domain's metadata which snapshot it was started from, under which ID."""
@@ -278,4 +311,5 @@ class Runner:
         'suspend': _perform_suspend,
         'wait': _perform_wait,
         'record_start': _perform_record_start,
+        'sync_clock': _perform_sync_clock,
     }

@@ -137,6 +137,14 @@ def unless_missing(what, func, *args, default=None):
         raise
 
 
+class AgentAbsent(SnapshotError):
+    """The domain has no guest agent channel: nothing to wait for."""
+
+
+class AgentUnavailable(SnapshotError):
+    """The guest agent does not answer now (not started yet, stopped, or the guest is not running)."""
+
+
 class Client:
     """A libvirt connection for one module run."""
 
@@ -441,6 +449,37 @@ class Client:
         self._call('record in the metadata of', dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml,
                    _model.VMSNAP_METADATA_KEY, _model.VMSNAP_NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_LIVE,
                    domain=dom.name())
+
+    # -- the guest agent -------------------------------------------------------------------------------------------
+
+    def sync_guest_clock(self, dom):
+        """Set the guest's clock from the host's through the QEMU guest agent (`virsh domtime --sync`), and return
+        how far behind the host it was, in seconds (negative: ahead).
+
+        Raises AgentAbsent when the domain has no agent channel, AgentUnavailable while the agent does not answer.
+        """
+        before = self._agent_call('read the guest clock of', dom.getTime, 0, domain=dom.name())
+        host = time.time()
+        # With SYNC the agent sets the guest's clock from its RTC, which QEMU keeps on the host's time; the seconds
+        # libvirt-python insists on are ignored then.
+        self._agent_call('set the guest clock of', dom.setTime, {'seconds': 0, 'nseconds': 0},
+                         libvirt.VIR_DOMAIN_TIME_SYNC, domain=dom.name())
+        return host - (before['seconds'] + before.get('nseconds', 0) / 1e9)
+
+    def _agent_call(self, what, func, *args, **where):
+        """A call through the guest agent: not retried (the caller waits for the agent), its refusals told apart."""
+        try:
+            return func(*args)
+        except libvirt.libvirtError as exc:
+            code = exc.get_error_code()
+            if code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED:
+                raise AgentAbsent(self.error(what, exc, hint='The domain has no QEMU guest agent channel '
+                                                              '(org.qemu.guest_agent.0).', **where).msg, code=code)
+            if code in (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED,
+                        libvirt.VIR_ERR_OPERATION_INVALID):
+                raise AgentUnavailable(self.error(what, exc, hint='The guest agent does not answer (yet).',
+                                                  **where).msg, code=code)
+            raise self.error(what, exc, **where)
 
     def resume(self, dom):
         self._call('resume', dom.resume, domain=dom.name())

@@ -24,6 +24,13 @@ CONNECTION_ARGUMENT_SPEC = dict(
 )
 
 
+# The options of the modules that resume a guest from saved memory; mirrored by plugins/doc_fragments/clock.py.
+CLOCK_ARGUMENT_SPEC = dict(
+    clock_sync=dict(type='str', default='auto', choices=['auto', 'required', 'skip']),
+    clock_sync_timeout=dict(type='float', default=15),
+)
+
+
 def argument_spec(**module_options):
     spec = dict(CONNECTION_ARGUMENT_SPEC)
     spec.update(module_options)
@@ -44,8 +51,9 @@ def new_module(argument_spec_, **kwargs):
     if not _model.HAS_LXML:
         module.fail_json(msg=missing_required_lib('lxml (Debian/Ubuntu: python3-lxml, Fedora/RHEL: python3-lxml)'),
                          exception=str(_model.LXML_IMPORT_ERROR))
-    if module.params['lock_timeout'] < 0:
-        module.fail_json(msg='lock_timeout must be 0 or more seconds; it is %s.' % module.params['lock_timeout'])
+    for option in ('lock_timeout', 'clock_sync_timeout'):
+        if module.params.get(option) is not None and module.params[option] < 0:
+            module.fail_json(msg='%s must be 0 or more seconds; it is %s.' % (option, module.params[option]))
     return module
 
 

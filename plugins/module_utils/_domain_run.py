@@ -98,6 +98,7 @@ class DomainRun:
         self.snap = None
         self.plan = None
         self.acted = False
+        self.runner = None
 
     def prepare(self):
         if self.dom is None:
@@ -134,7 +135,8 @@ class DomainRun:
         """Carry the plan out. ``recorded_state`` replaces the domain state a new snapshot records."""
         if not self.plan.changed:
             return
-        runner = Runner(self.client, self.dom, command=self.command, merge_timeout=self.params['merge_timeout'])
+        runner = self.runner = Runner(self.client, self.dom, command=self.command,
+                                      merge_timeout=self.params['merge_timeout'])
         if isinstance(self.plan, BulkPlan):
             self._delete_each(runner)
         else:
@@ -175,9 +177,14 @@ class DomainRun:
                       merged=plan.merged)
         if isinstance(plan, BulkPlan):
             result['kept'] = plan.kept
+        warnings = list(plan.warnings)
+        if plan.clock is not None:
+            result['clock'] = self.runner.clock if self.acted and self.runner.clock is not None else plan.clock
+            if result['clock']['message']:
+                warnings.append(result['clock']['message'])
         if diff:
             result['diff'] = dict(before=plan.before, after=plan.after)
-        return result, list(plan.warnings)
+        return result, warnings
 
 
 def manage_domain(params, client, *, check_mode=False, diff=False, command=None, dom=None):

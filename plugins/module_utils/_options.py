@@ -34,6 +34,8 @@ STATE_OPTIONS = {
     'pattern': ('absent',),
     'keep_newest': ('absent',),
     'revert_state': ('reverted',),
+    'clock_sync': ('reverted',),
+    'clock_sync_timeout': ('reverted',),
     'force': ('absent', 'merged', 'reverted'),
 }
 

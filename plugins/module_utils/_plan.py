@@ -46,6 +46,8 @@ class Plan:
         self.deleted = deleted or []
         self.warnings = warnings or []
         self.merged = merged or []
+        # What is done about the guest's clock after a resume from saved memory (_revert.plan_clock); None: nothing.
+        self.clock = None
 
     @property
     def changed(self):

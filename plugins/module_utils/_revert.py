@@ -14,7 +14,7 @@ import os.path
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._create import plan_present
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import EXTERNAL, INTERNAL, diff_view
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import EXTERNAL, INTERNAL, NO, diff_view
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
     state_after_power,
     Action,
@@ -22,6 +22,26 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import (
     Plan,
     require_force,
 )
+
+
+# After a revert to a memory snapshot, or a start from one, the guest runs on with the clock it had when the snapshot
+# was taken: behind the host by the time since. The guest agent can set it from the host's (virDomainSetTime, SYNC).
+def plan_clock(params, snapshot, state_after, operation='revert'):
+    """The action that brings the guest's clock in line after ``snapshot``'s memory is loaded into a guest that is
+    ``state_after`` then (None when none is due), and the clock result predicted for it.
+
+    Only a running guest resumed from saved memory needs it: a guest booted from disks reads the host's clock at boot,
+    and a paused one has no agent to answer until it runs (its clock is behind when it is resumed later).
+    """
+    mode = params.get('clock_sync') or 'auto'
+    attempted = (mode != 'skip' and state_after == 'running' and snapshot['state'] in MEMORY_STATES
+                 and snapshot['memory']['snapshot'] != NO)
+    predicted = {'mode': mode, 'attempted': attempted, 'synced': None, 'behind_seconds': None, 'message': None}
+    if not attempted:
+        return None, predicted
+    timeout = params.get('clock_sync_timeout')
+    return Action('sync_clock', mode=mode, snapshot=snapshot['name'], timeout=15 if timeout is None else timeout,
+                  operation=operation), predicted
 
 
 def plan_revert(params, domain, existing, host, descendants=()):
@@ -57,14 +77,17 @@ def plan_revert(params, domain, existing, host, descendants=()):
     before = dict(diff_view(existing), domain_state=domain['state'])
     reverted = dict(existing, is_current=True)
     after = dict(diff_view(reverted), domain_state=state_after)
+    clock_action, clock = plan_clock(params, existing, state_after)
     params = dict(name=existing['name'], flags=flags)
     external = set(disk['name'] for disk in existing.get('disks') or [] if disk['snapshot'] == EXTERNAL)
     if external:
         # libvirt puts each of these disks on a new overlay: the runner makes it private, as it does a snapshot's own.
         params['fresh_overlays'] = dict((disk['name'], disk['source']) for disk in domain.get('disks') or []
                                         if disk['name'] in external)
-    action = Action('revert', **params)
-    return Plan([action], before, after, reverted, state_after, warnings=warnings)
+    plan = Plan([Action('revert', **params)] + ([clock_action] if clock_action else []), before, after, reverted,
+                state_after, warnings=warnings)
+    plan.clock = clock
+    return plan
 
 
 # The domain states that count as each state a domain can be started in ('blocked' runs, waiting for a resource).
@@ -111,14 +134,22 @@ def plan_start(params, domain, target, *, preserved, current_name, host, descend
 
     if record is not None and record['snapshot'] == name:
         kept = preserved if preserve and record['preserved'] == preserve else None
+        plan = None
         if domain['state'] in START_STATES[wanted]:
-            return StartPlan([], before, before, target, domain['state'], preserved=kept, domain_id=domain['id'])
-        if domain['state'] in START_STATES['running'] + START_STATES['paused']:
+            plan = StartPlan([], before, before, target, domain['state'], preserved=kept, domain_id=domain['id'])
+        elif domain['state'] in START_STATES['running'] + START_STATES['paused']:
             actions = [Action('resume' if wanted == 'running' else 'suspend'), _wait_action(params, name, wanted)]
-            return StartPlan(actions, before, dict(before, domain_state=wanted), target, wanted, preserved=kept, domain_id=domain['id'])
+            plan = StartPlan(actions, before, dict(before, domain_state=wanted), target, wanted, preserved=kept,
+                             domain_id=domain['id'])
+        if plan is not None:
+            # It keeps running on the clock it has: nothing is loaded from the snapshot now.
+            plan.clock = plan_clock(params, target, None)[1]
+            return plan
 
-    revert = plan_revert({'revert_state': wanted, 'force': params.get('force'), 'reset_nvram': params.get('reset_nvram')},
-                         domain, target, host, descendants)
+    # The clock is set once the domain is in the state asked for and its start is recorded, not right after the revert.
+    revert = plan_revert({'revert_state': wanted, 'force': params.get('force'), 'reset_nvram': params.get('reset_nvram'),
+                          'clock_sync': 'skip'}, domain, target, host, descendants)
+    clock_action, clock = plan_clock(params, target, wanted, 'start from the snapshot')
     if domain['id'] is not None and not params.get('force') and not preserve:
         raise SnapshotError(_would_lose_message(domain, name), domain_state=domain['state'], domain_id=domain['id'])
     actions = []
@@ -136,9 +167,13 @@ def plan_start(params, domain, target, *, preserved, current_name, host, descend
     actions.extend(revert.actions)
     actions.append(_wait_action(params, name, wanted))
     actions.append(Action('record_start', snapshot=name, preserved=preserve))
+    if clock_action is not None:
+        actions.append(clock_action)
     after = _start_view(wanted, name, diff_view(saved) if preserve else None)
     # libvirt gives the domain a new ID when it starts it, so no ID can be predicted.
-    return StartPlan(actions, before, after, started, wanted, preserved=saved, domain_id=None, warnings=revert.warnings)
+    plan = StartPlan(actions, before, after, started, wanted, preserved=saved, domain_id=None, warnings=revert.warnings)
+    plan.clock = clock
+    return plan
 
 
 def _wait_action(params, name, wanted):

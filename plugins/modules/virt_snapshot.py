@@ -36,6 +36,7 @@ author:
   - vmsnap.libvirt contributors (@vmsnap)
 extends_documentation_fragment:
   - vmsnap.libvirt.connection
+  - vmsnap.libvirt.clock
   - vmsnap.libvirt.attributes
 attributes:
   check_mode:
@@ -529,6 +530,36 @@ domain_state:
   returned: with O(domain)
   type: str
   sample: running
+clock:
+  description:
+    - What was done about the guest's clock after its memory was loaded from the snapshot (see O(clock_sync)).
+    - Returned when the task reverts to, or starts from, a snapshot (also in check mode, where RV(clock.synced) and
+      RV(clock.behind_seconds) are V(null), since only the guest agent can tell, after the revert).
+  returned: with O(domain) and O(state=reverted)
+  type: dict
+  contains:
+    mode:
+      description: The O(clock_sync) in force.
+      type: str
+      sample: auto
+    attempted:
+      description: Whether the clock is set through the agent (a running guest resumed from saved memory, and
+        O(clock_sync) not V(skip)). Check mode predicts it exactly.
+      type: bool
+      sample: true
+    synced:
+      description: Whether the agent set the clock; V(null) in check mode and when nothing was attempted.
+      type: bool
+      sample: true
+    behind_seconds:
+      description: How many seconds the guest's clock was behind the host's before it was set (negative when ahead),
+        as read through the agent; V(null) when it was not set.
+      type: float
+      sample: 97.3
+    message:
+      description: Why the clock was not set (also a warning), or V(null).
+      type: str
+      sample: null
 deleted:
   description:
     - Names of the snapshots deleted (or that would be, in check mode), the named one first.
@@ -706,6 +737,7 @@ def main():
         parallel=dict(type='int', default=4),
         consistency=dict(type='str', default='independent', choices=['independent', 'group']),
     )
+    argument_spec.update(_common.CLOCK_ARGUMENT_SPEC)
     module = _common.new_module(argument_spec, supports_check_mode=True,
                                 mutually_exclusive=[('children', 'children_only'), ('domain', 'domains')],
                                 required_one_of=[('domain', 'domains')])

@@ -32,6 +32,7 @@ author:
   - vmsnap.libvirt contributors (@vmsnap)
 extends_documentation_fragment:
   - vmsnap.libvirt.connection
+  - vmsnap.libvirt.clock
   - vmsnap.libvirt.attributes
 attributes:
   check_mode:
@@ -161,6 +162,36 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+clock:
+  description:
+    - What was done about the guest's clock after its memory was loaded from the snapshot (see O(clock_sync)).
+    - Returned when the task reverts to, or starts from, a snapshot (also in check mode, where RV(clock.synced) and
+      RV(clock.behind_seconds) are V(null), since only the guest agent can tell, after the revert).
+  returned: always
+  type: dict
+  contains:
+    mode:
+      description: The O(clock_sync) in force.
+      type: str
+      sample: auto
+    attempted:
+      description: Whether the clock is set through the agent (a running guest resumed from saved memory, and
+        O(clock_sync) not V(skip)). Check mode predicts it exactly.
+      type: bool
+      sample: true
+    synced:
+      description: Whether the agent set the clock; V(null) in check mode and when nothing was attempted.
+      type: bool
+      sample: true
+    behind_seconds:
+      description: How many seconds the guest's clock was behind the host's before it was set (negative when ahead),
+        as read through the agent; V(null) when it was not set.
+      type: float
+      sample: 97.3
+    message:
+      description: Why the clock was not set (also a warning), or V(null).
+      type: str
+      sample: null
 domain_state:
   description:
     - The domain's state after the task (V(running), V(blocked) or V(paused)); in check mode, as predicted.
@@ -317,8 +348,9 @@ def start(module, client):
 
     for warning in plan.warnings:
         module.warn(warning)
+    runner = Runner(client, dom)
     if plan.changed and not module.check_mode:
-        snap = Runner(client, dom).execute(snap, plan)
+        snap = runner.execute(snap, plan)
         started = client.describe_snapshot(snap)
         kept = None
         if plan.preserved is not None:
@@ -329,7 +361,9 @@ def start(module, client):
         started, kept, domain_state, domain_id = plan.snapshot, plan.preserved, plan.domain_state, plan.domain_id
 
     result = dict(changed=plan.changed, domain_state=domain_state, domain_id=domain_id, started_from=started,
-                  preserved=kept)
+                  preserved=kept, clock=runner.clock or plan.clock)
+    if result['clock']['message']:
+        module.warn(result['clock']['message'])
     if module._diff:
         result['diff'] = dict(before=plan.before, after=plan.after)
     return result
@@ -344,6 +378,7 @@ def main():
         preserve_current=dict(type='str'),
         wait=dict(type='float', default=60),
         reset_nvram=dict(type='bool', default=False),
+        **_common.CLOCK_ARGUMENT_SPEC
     )
     module = _common.new_module(argument_spec, supports_check_mode=True)
     _common.run(module, start)

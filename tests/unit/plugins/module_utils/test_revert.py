@@ -349,22 +349,25 @@ def recorded(state, location='internal', memory='internal'):
     return _model.parse_snapshot(xml, 'web01', is_current=False)
 
 
-@pytest.mark.parametrize('revert_state, snapshot_state, flags, state_after', [
-    ('snapshot', 'running', [], 'running'),
-    ('snapshot', 'paused', [], 'paused'),
-    ('snapshot', 'shutoff', [], 'shutoff'),
-    ('snapshot', 'disk-snapshot', [], 'shutoff'),
-    ('running', 'shutoff', ['running'], 'running'),
-    ('running', 'paused', ['running'], 'running'),
-    ('paused', 'running', ['paused'], 'paused'),
-    ('paused', 'shutoff', ['paused'], 'paused'),
+# clock: whether the guest's clock is set after the revert (a running guest resumed from saved memory).
+@pytest.mark.parametrize('revert_state, snapshot_state, flags, state_after, clock', [
+    ('snapshot', 'running', [], 'running', True),
+    ('snapshot', 'paused', [], 'paused', False),
+    ('snapshot', 'shutoff', [], 'shutoff', False),
+    ('snapshot', 'disk-snapshot', [], 'shutoff', False),
+    ('running', 'shutoff', ['running'], 'running', False),
+    ('running', 'paused', ['running'], 'running', True),
+    ('paused', 'running', ['paused'], 'paused', False),
+    ('paused', 'shutoff', ['paused'], 'paused', False),
 ])
-def test_revert_flags_and_predicted_domain_state(revert_state, snapshot_state, flags, state_after):
+def test_revert_flags_and_predicted_domain_state(revert_state, snapshot_state, flags, state_after, clock):
     snapshot = recorded(snapshot_state)
     plan = _revert.plan_revert(reverted(revert_state=revert_state), {'name': 'web01', 'state': 'shutoff'}, snapshot,
                                HOST_9_0)
-    assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions] == \
+    assert [(action.kind, action.params['name'], action.params['flags']) for action in plan.actions[:1]] == \
         [('revert', 'snap', flags)]
+    assert [action.kind for action in plan.actions[1:]] == (['sync_clock'] if clock else [])
+    assert (plan.clock['attempted'], plan.clock['synced']) == (clock, None)
     assert plan.domain_state == state_after
     assert plan.snapshot == dict(snapshot, is_current=True)
     assert plan.before == dict(_model.diff_view(snapshot), domain_state='shutoff')
@@ -393,7 +396,7 @@ def test_revert_to_external_refused_where_the_host_cannot(location, memory):
 def test_revert_to_external_where_the_host_can():
     plan = _revert.plan_revert(reverted(), {'name': 'web01', 'state': 'running'},
                                recorded('running', 'external', 'external'), HOST_11_3)
-    assert [action.kind for action in plan.actions] == ['revert']
+    assert [action.kind for action in plan.actions] == ['revert', 'sync_clock']
     assert plan.domain_state == 'running'
 
 
@@ -411,3 +414,25 @@ def test_revert_to_a_disk_snapshot_with_revert_state_running_does_not_warn():
     plan = _revert.plan_revert(reverted(revert_state='running'), {'name': 'web01', 'state': 'running'},
                                recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
     assert (plan.warnings, plan.domain_state) == ([], 'running')
+# -- the guest's clock after a start from saved memory ---------------------------------------------------------------
+
+@pytest.mark.parametrize('state, wanted, clock_sync, synced', [
+    ('running', 'running', None, True),        # default auto: set once the domain runs and its start is recorded
+    ('running', 'running', 'required', True),
+    ('running', 'running', 'skip', False),
+    ('paused', 'running', None, True),
+    ('running', 'paused', None, False),        # no agent answers in a paused guest
+    ('shutoff', 'running', None, False),       # booted from disks: the clock comes from the host at boot
+])
+def test_the_clock_is_set_after_a_start_from_saved_memory(state, wanted, clock_sync, synced):
+    given = {'state': wanted}
+    if clock_sync:
+        given['clock_sync'] = clock_sync
+    started = plan(options(**given), domain(), target=snapshot(state=state))
+    tail = ['wait', 'record_start'] + (['sync_clock'] if synced else [])
+    assert kinds(started)[-len(tail):] == tail
+    assert started.clock == {'mode': clock_sync or 'auto', 'attempted': synced, 'synced': None,
+                             'behind_seconds': None, 'message': None}
+    if synced:
+        assert action(started, 'sync_clock') == {'mode': clock_sync or 'auto', 'snapshot': 'good', 'timeout': 15,
+                                                 'operation': 'start from the snapshot'}

@@ -86,7 +86,7 @@ def test_preserve_current_check_real_repeat_and_repeat_in_check_mode(client, web
     assert repeat['diff'] == repeat_check['diff']
     assert repeat['diff']['before'] == repeat['diff']['after'] == real['diff']['after']
     assert sorted(check) == sorted(real) == sorted(repeat) == sorted(repeat_check) == [
-        'changed', 'diff', 'domain_id', 'domain_state', 'preserved', 'started_from']
+        'changed', 'clock', 'diff', 'domain_id', 'domain_state', 'preserved', 'started_from']
 
     # check mode predicted the real run, except what libvirt only decides while acting
     assert check['domain_state'] == real['domain_state'] == 'running'
