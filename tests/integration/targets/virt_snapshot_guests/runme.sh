@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# vmsnap.libvirt's modules on real Debian 12 guests (the lab image of hacking/guest-image.sh, built when it is missing),
+# each case checked inside the guest over SSH, not only in libvirt's answers. Two guests, each shared by two cases:
+#   <prefix>mem  (--on-crash preserve)
+#     ram_revert.yml   a memory snapshot and a revert bring back what only lived in RAM: a process and a tmpfs file
+#     postmortem.yml   the kernel panics; the guest is started from a good snapshot, its crashed state kept as one
+#   <prefix>disk
+#     quiesce.yml      a disk-only external snapshot with quiesce: the agent froze and thawed the file system, and the
+#                      image under the new overlay holds a clean, frozen ext4
+#     merge.yml        that snapshot merged while the guest appends fsynced records: the guest runs on its base image
+#                      again, and after a clean shutdown the image checks clean and holds every record
+# Every case runs, even when an earlier one failed (merge.yml then fails loudly: it merges quiesce.yml's snapshot); the
+# script fails when any did, naming them. The guests are removed however the run ends.
+set -euxo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here"
+collection=$(cd ../../../.. && pwd)
+[[ -x $collection/hacking/guest-image.sh ]] || { echo "no hacking/guest-image.sh in $collection" >&2; exit 1; }
+
+work=${OUTPUT_DIR:-$(mktemp -d)}
+export ANSIBLE_LOCAL_TEMP="$work/ansible-local-tmp" ANSIBLE_PIPELINING=true
+uri=${VMSNAP_URI:-qemu:///system}
+prefix="vmsnap-it-rg-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')-"
+testctl=(python "$here/../setup_libvirt/files/vmsnap_testctl.py" --uri "$uri")
+vars=(-i "$INVENTORY_PATH" -i "$work/mem.yml" -i "$work/disk.yml" -e "rg_dir=$work" -e "rg_uri=$uri")
+
+cleanup() {
+    "${testctl[@]}" cleanup --prefix "$prefix"
+    rm -f "$work"/*.raw
+}
+trap cleanup EXIT
+
+image=$("$collection/hacking/guest-image.sh")
+
+# Both guests boot at once; each create waits for its guest's agent and SSH.
+pids=()
+"${testctl[@]}" guest create "${prefix}mem" --image "$image" --on-crash preserve >"$work/mem.json" &
+pids+=($!)
+"${testctl[@]}" guest create "${prefix}disk" --image "$image" >"$work/disk.json" &
+pids+=($!)
+for pid in "${pids[@]}"; do
+    wait "$pid"
+done
+"${testctl[@]}" guest inventory "${prefix}mem" --group rg_mem >"$work/mem.yml"
+"${testctl[@]}" guest inventory "${prefix}disk" --group rg_disk >"$work/disk.yml"
+
+failed=()
+for case in ram_revert postmortem quiesce merge; do
+    ansible-playbook "$case.yml" "${vars[@]}" "$@" || failed+=("$case")
+done
+if ((${#failed[@]})); then
+    echo "virt_snapshot_guests: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
