@@ -283,8 +283,9 @@ class PauseWindow:
             time.sleep(0.1)
             made = dom.state(0)
         if made != [libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER]:
-            self.part.case('%s: the window' % key, ['libvirt reports %r after the restart, not paused by the user: the '
-                                                     'case does not make the state it is about' % (made,)])
+            problem = ('libvirt reports %r after the restart, not paused by the user: the case does not make the '
+                       'state it is about' % (made,))
+            self.part.case('%s: the window' % key, [problem])
             return
         run = self.ctx.ansible.run('window_create.yml', {'rel_domain': name, 'rel_uri': uri, 'rel_snapshot': 'w1'},
                                    key)
