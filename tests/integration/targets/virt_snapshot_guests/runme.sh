@@ -9,8 +9,9 @@
 #                      image under the new overlay holds a clean, frozen ext4
 #     merge.yml        that snapshot merged while the guest appends fsynced records: the guest runs on its base image
 #                      again, and after a clean shutdown the image checks clean and holds every record
-# Every case runs, even when an earlier one failed (merge.yml then fails loudly: it merges quiesce.yml's snapshot); the
-# script fails when any did, naming them. The guests are removed however the run ends.
+# The two guests' cases run side by side. Every case runs, even when an earlier one failed (merge.yml then fails
+# loudly: it merges quiesce.yml's snapshot); the script fails when any did, naming them. The guests are removed however
+# the run ends.
 set -euxo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,22 +34,41 @@ trap cleanup EXIT
 
 image=$("$collection/hacking/guest-image.sh")
 
-# Both guests boot at once; each create waits for its guest's agent and SSH.
-pids=()
+# Both guests boot at once; each create waits for its guest's agent and SSH. Both are waited for before any failure
+# ends the script, so that the cleanup never runs while a create may still define its guest.
 "${testctl[@]}" guest create "${prefix}mem" --image "$image" --on-crash preserve >"$work/mem.json" &
-pids+=($!)
+mem_create=$!
 "${testctl[@]}" guest create "${prefix}disk" --image "$image" >"$work/disk.json" &
-pids+=($!)
-for pid in "${pids[@]}"; do
-    wait "$pid"
-done
+disk_create=$!
+created=true
+wait "$mem_create" || created=false
+wait "$disk_create" || created=false
+$created || { echo "a guest did not come up (its error is above)" >&2; exit 1; }
 "${testctl[@]}" guest inventory "${prefix}mem" --group rg_mem >"$work/mem.yml"
 "${testctl[@]}" guest inventory "${prefix}disk" --group rg_disk >"$work/disk.yml"
 
-failed=()
-for case in ram_revert postmortem quiesce merge; do
-    ansible-playbook "$case.yml" "${vars[@]}" "$@" || failed+=("$case")
-done
+playbook_args=("$@")
+# Runs the cases of one guest, in order, into one log; a case that fails is noted in $work/failed-GUEST and the next
+# one still runs.
+run_cases() {
+    local guest=$1 case
+    shift
+    for case in "$@"; do
+        echo "=== $case"
+        ansible-playbook "$case.yml" "${vars[@]}" "${playbook_args[@]}" || echo "$case" >>"$work/failed-$guest"
+    done >"$work/$guest.log" 2>&1
+}
+
+# The two guests' cases run side by side (two guests, two cores); their logs are printed when both are done.
+rm -f "$work"/failed-*
+run_cases mem ram_revert postmortem &
+mem_cases=$!
+run_cases disk quiesce merge &
+disk_cases=$!
+wait "$mem_cases" "$disk_cases"
+cat "$work/mem.log" "$work/disk.log"
+
+mapfile -t failed < <(cat "$work"/failed-* 2>/dev/null)
 if ((${#failed[@]})); then
     echo "virt_snapshot_guests: FAILED: ${failed[*]}" >&2
     exit 1
