@@ -7,7 +7,9 @@ It does nothing unless VMSNAP_FAULT_AT names a libvirt-python method ("virDomain
 that method in the process is announced to the driver's control socket (VMSNAP_FAULT_SOCKET) with VMSNAP_FAULT_TAG, and
 the call waits for the driver's go-ahead (which may hold it at a barrier until other processes arrive). The driver then
 injects its fault (kills the daemon, drops the connection) on its own clock while the call runs, and the hook reports
-back whether the call returned or raised. Later calls pass straight through.
+back whether the call returned or raised, and waits for the driver's release before it returns to the module (a
+policy that must keep its fault out of the module's next calls releases it only once the fault has struck). Later calls
+pass straight through.
 
 The module under test is not changed in any way: the hook only wraps the libvirt-python binding it calls.
 """
@@ -54,8 +56,10 @@ def _install(target, control_path, tag):
 def _report(channel, announce, message):
     try:
         announce(channel, message)
+        channel.settimeout(60)
+        channel.makefile('r').readline()  # the release (an older driver closes instead)
     except OSError:
-        pass  # the driver only misses the report; the call's outcome is the module's
+        pass  # the driver only misses the report, or never releases: the call's outcome is the module's
     finally:
         channel.close()
 

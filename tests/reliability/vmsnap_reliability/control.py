@@ -4,7 +4,8 @@
 that decide what happens when a hooked libvirt call starts, and a Unix-socket proxy whose connections can be cut.
 
 Protocol, one JSON object a line: the hook sends {"event": "call", "tag", "method", "pid"} and waits for a line back
-(the go-ahead), makes the call, then sends {"event": "returned", "tag", "ok", "error"}.
+(the go-ahead), makes the call, then sends {"event": "returned", "tag", "ok", "error"} and waits for a line back again
+(the release) before it returns to the module.
 """
 
 import json
@@ -58,6 +59,12 @@ class ControlServer:
             line = reader.readline()
             if line and policy is not None:
                 policy.on_returned(json.loads(line))
+            if line and policy is not None and hasattr(policy, 'release'):
+                policy.release(call['tag'])
+            try:
+                channel.sendall(b'released\n')
+            except OSError:
+                return
 
     def close(self):
         self._server.close()
@@ -106,10 +113,13 @@ class FaultPolicy:
     the call whatever the machine's load.
     """
 
-    def __init__(self, fractions, expected, inject):
+    def __init__(self, fractions, expected, inject, hold=False):
         self.fractions = fractions
         self.expected = expected
         self.inject = inject
+        # With hold, a call that returns before its fault struck waits in the hook until it has: the fault then lands
+        # before the module's next call (the pivot after a block commit's start, say), never in it.
+        self.hold = hold
         self.events = {}
         self._durations = []
         self._lock = threading.Lock()
@@ -146,6 +156,16 @@ class FaultPolicy:
                 event.update(returned=time.monotonic(), ok=returned['ok'], error=returned['error'])
                 if event['fault'] is None:
                     self._durations.append(event['returned'] - event['called'])
+
+    def release(self, tag, timeout=30):
+        """Return once the call tagged ``tag`` may go back to the module: at once, or with hold once its fault has
+        struck."""
+        deadline = time.monotonic() + timeout
+        while self.hold and time.monotonic() < deadline:
+            with self._lock:
+                if self.events.get(tag, {}).get('fault') is not None:
+                    return
+            time.sleep(0.005)
 
     def wait_idle(self, timeout=60):
         """Wait until every fault that was scheduled has struck."""

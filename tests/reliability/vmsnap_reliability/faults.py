@@ -124,8 +124,12 @@ class Scenario:
         log_offset = os.path.getsize(self.ctx.daemon.log_file)
         uri = self.setup()
         iterations = self.iterations()
+        # A daemon killed while it pivots a block commit can lose the domain (libvirt 9.0, see MERGE_TARGETS): a merge's
+        # hooked call that returns before its kill struck waits for it, so the kill never reaches the pivot however
+        # late it comes on a loaded machine.
         policy = FaultPolicy(dict((item['tag'], item['fraction']) for item in iterations),
-                             EXPECTED_DURATION[self.operation], self.inject)
+                             EXPECTED_DURATION[self.operation], self.inject,
+                             hold=self.operation == 'merge' and self.kind == 'kill')
         prefix = '%s-%s' % (self.operation, self.kind)
         self.ctx.control.policies[prefix] = policy
         try:
