@@ -16,7 +16,10 @@ set -euxo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
-collection=$(cd ../../../.. && pwd)
+# The collection under test (ansible-test runs a copy of this folder, and puts the collection on
+# ANSIBLE_COLLECTIONS_PATH; its hacking/ holds the image script).
+collection=$(ansible-galaxy collection list vmsnap.libvirt --format json \
+    | python -c 'import json, sys; print(next(p for p, c in json.load(sys.stdin).items() if "vmsnap.libvirt" in c))')/vmsnap/libvirt
 [[ -x $collection/hacking/guest-image.sh ]] || { echo "no hacking/guest-image.sh in $collection" >&2; exit 1; }
 
 work=${OUTPUT_DIR:-$(mktemp -d)}
@@ -34,11 +37,13 @@ trap cleanup EXIT
 
 image=$("$collection/hacking/guest-image.sh")
 
-# Both guests boot at once; each create waits for its guest's agent and SSH. Both are waited for before any failure
-# ends the script, so that the cleanup never runs while a create may still define its guest.
-"${testctl[@]}" guest create "${prefix}mem" --image "$image" --on-crash preserve >"$work/mem.json" &
+# Both guests boot at once; each create waits for its guest's agent and SSH: about 20 s on an idle host, minutes when
+# other emulated guests share its two cores, hence the long bound. Both are waited for before any failure ends the
+# script, so that the cleanup never runs while a create may still define its guest.
+boot_timeout=900
+"${testctl[@]}" guest create "${prefix}mem" --image "$image" --on-crash preserve --timeout "$boot_timeout" >"$work/mem.json" &
 mem_create=$!
-"${testctl[@]}" guest create "${prefix}disk" --image "$image" >"$work/disk.json" &
+"${testctl[@]}" guest create "${prefix}disk" --image "$image" --timeout "$boot_timeout" >"$work/disk.json" &
 disk_create=$!
 created=true
 wait "$mem_create" || created=false
