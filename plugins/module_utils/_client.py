@@ -473,8 +473,8 @@ class Client:
         except libvirt.libvirtError as exc:
             code = exc.get_error_code()
             if code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED:
-                raise AgentAbsent(self.error(what, exc, hint='The domain has no QEMU guest agent channel '
-                                                              '(org.qemu.guest_agent.0).', **where).msg, code=code)
+                hint = 'The domain has no QEMU guest agent channel (org.qemu.guest_agent.0).'
+                raise AgentAbsent(self.error(what, exc, hint=hint, **where).msg, code=code)
             if code in (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED,
                         libvirt.VIR_ERR_OPERATION_INVALID):
                 raise AgentUnavailable(self.error(what, exc, hint='The guest agent does not answer (yet).',

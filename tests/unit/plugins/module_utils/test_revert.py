@@ -414,6 +414,8 @@ def test_revert_to_a_disk_snapshot_with_revert_state_running_does_not_warn():
     plan = _revert.plan_revert(reverted(revert_state='running'), {'name': 'web01', 'state': 'running'},
                                recorded('disk-snapshot', 'external', 'no'), HOST_11_3)
     assert (plan.warnings, plan.domain_state) == ([], 'running')
+
+
 # -- the guest's clock after a start from saved memory ---------------------------------------------------------------
 
 @pytest.mark.parametrize('state, wanted, clock_sync, synced', [
