@@ -34,7 +34,7 @@ EXTERNAL = 'external'
 NO = 'no'
 
 # Domain states (virDomainState) as the modules report them.
-ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
+ACTIVE_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown', 'crashed')
 
 # libvirt's QEMU driver keeps each snapshot's record in '<name>.xml', written through '<name>.xml.new': with the file
 # system's 255-byte limit on a file name, that leaves 247 bytes of UTF-8 for the name. A longer one fails only after

@@ -19,7 +19,8 @@ __metaclass__ = type
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 
 # Domain states in which a domain has memory that a snapshot can save.
-MEMORY_STATES = ('running', 'blocked', 'paused')
+# A crashed domain (on_crash preserve) keeps its QEMU process, and with it the memory of the crashed guest.
+MEMORY_STATES = ('running', 'blocked', 'paused', 'crashed')
 
 
 class Action:

@@ -46,6 +46,16 @@ def plan_clock(params, snapshot, state_after, operation='revert'):
 
 def plan_revert(params, domain, existing, host, descendants=()):
     """Revert to an existing snapshot: always a change; fails before acting where the host cannot do it."""
+    if existing['state'] == 'crashed':
+        # libvirt (9.0, measured on a real guest) reverts such a snapshot as if it were shut off: it restores the disks
+        # and starts a fresh QEMU at the reset vector, without the crashed guest's memory.
+        raise SnapshotError("Snapshot '%s' of domain '%s' holds a crashed guest, and libvirt does not load a crashed "
+                            "guest's memory when it reverts: it would start a fresh QEMU from the snapshot's disks "
+                            'instead. Nothing was changed. Examine the crashed state where it is: its disks with '
+                            "`qemu-img convert -l snapshot.name=%s` (internal) or the overlay files, its memory from "
+                            'the image (`qemu-img snapshot -l` lists it); or dump a crashed guest\'s memory with '
+                            '`virsh dump --memory-only` before starting it from a good snapshot.'
+                            % (existing['name'], domain['name'], existing['name']))
     if existing['location'] in (EXTERNAL, 'mixed') and not host.get('external_revert'):
         raise SnapshotError("Snapshot '%s' of domain '%s' is external, and this host (libvirt %s) cannot revert to "
                             'external snapshots: its capabilities do not advertise <externalSnapshot/> (libvirt 9.9 '

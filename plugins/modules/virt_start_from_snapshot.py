@@ -19,8 +19,10 @@ description:
   - A domain that is running or paused has state that starting it from the snapshot would discard (the guest's memory
     and everything written to its disks since the snapshot). Such a domain is only started from the snapshot with
     O(force=true), or with O(preserve_current), which first saves that state as a new snapshot (with the memory of a
-    running or paused guest) so that it can be copied elsewhere and examined, for example with C(crash) or C(gdb), or
-    reverted to later with M(vmsnap.libvirt.virt_snapshot).
+    running, paused or crashed guest) so that it can be copied elsewhere and examined, for example with C(crash) or
+    C(gdb), or reverted to later with M(vmsnap.libvirt.virt_snapshot). A crashed guest's snapshot cannot be reverted
+    to: libvirt would start a fresh QEMU from its disks without its memory, so M(vmsnap.libvirt.virt_snapshot) refuses
+    that revert; examine such a snapshot where it is (its disks and memory are in the images).
   - The module records in the running domain's metadata (namespace C(https://vmsnap.dev/xmlns/libvirt/1.0)) which
     snapshot it started the domain from and the domain ID it then had. A domain that still runs under that ID, started
     from the same snapshot, is left as it is and the task reports no change; if it is paused and O(state=running) is
@@ -135,12 +137,11 @@ EXAMPLES = r'''
     preserve_current: "crash-{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}"
   register: restarted
 
-- name: Later, bring the preserved state back to examine it
-  vmsnap.libvirt.virt_snapshot:
-    domain: web01
-    name: "{{ restarted.preserved.name }}"
-    state: reverted
-    revert_state: paused
+- name: Later, copy the preserved disk out of the image to examine it (an internal snapshot of a crashed guest)
+  ansible.builtin.command:
+    argv: [qemu-img, convert, -U, -l, "snapshot.name={{ restarted.preserved.name }}", -O, qcow2,
+           /var/lib/libvirt/images/web01.qcow2, "/srv/postmortem/{{ restarted.preserved.name }}.qcow2"]
+  changed_when: true
 
 - name: Start from the snapshot paused, discarding the current state, so a debugger can attach first
   vmsnap.libvirt.virt_start_from_snapshot:

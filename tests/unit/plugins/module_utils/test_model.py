@@ -304,7 +304,8 @@ EXPECTED_DISKS = [
 
 @pytest.mark.parametrize('state, active', [
     ('running', True), ('paused', True), ('blocked', True), ('pmsuspended', True), ('shutdown', True),
-    ('shutoff', False), ('crashed', False), ('nostate', False),
+    ('crashed', True),  # on_crash preserve: its QEMU process is kept
+    ('shutoff', False), ('nostate', False),
 ])
 def test_parse_domain(state, active):
     domain = _model.parse_domain(DOMAIN_XML, state)

@@ -438,3 +438,12 @@ def test_the_clock_is_set_after_a_start_from_saved_memory(state, wanted, clock_s
     if synced:
         assert action(started, 'sync_clock') == {'mode': clock_sync or 'auto', 'snapshot': 'good', 'timeout': 15,
                                                  'operation': 'start from the snapshot'}
+
+
+def test_a_revert_to_a_crashed_guests_snapshot_is_refused_before_anything_changes():
+    """libvirt reverts it as if shut off: a fresh QEMU from the disks, without the crashed guest's memory."""
+    with pytest.raises(SnapshotError) as caught:
+        _revert.plan_revert(reverted(revert_state='paused'), {'name': 'web01', 'state': 'running'}, recorded('crashed'),
+                            HOST_9_0)
+    assert "Snapshot 'snap' of domain 'web01' holds a crashed guest" in caught.value.msg
+    assert 'Nothing was changed' in caught.value.msg and 'snapshot.name=snap' in caught.value.msg
