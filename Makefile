@@ -77,7 +77,7 @@ molecule: setup ## the Molecule scenarios: examples/molecule and the snapshot_gu
 
 # The demo gets the staged collection on ANSIBLE_COLLECTIONS_PATH, the .venv first on PATH, and the .venv's Python as the
 # interpreter for localhost (interpreter discovery can pick a pyenv shim of a Python that is not installed here).
-demo: setup ## run hacking/demo.sh (when it exists) with the staged collection and the .venv
+demo: setup guest-image ## three real Debian guests (hacking/demo.sh), the staged collection and the .venv
 	@if [[ ! -e hacking/demo.sh ]]; then echo "demo: hacking/demo.sh does not exist yet: nothing to show"; exit 0; fi; \
 	stage=$$(hacking/stage-collection.sh); \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \

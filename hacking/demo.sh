@@ -17,6 +17,8 @@ cd "$repo_root"
 demo=hacking/demo
 prefix=vmsnap-demo-
 guests=(web1 web2 web3)
+# How long a guest may take to boot: about 20 s alone on an idle machine, minutes when the host's two cores are busy.
+boot_timeout=${DEMO_BOOT_TIMEOUT:-600}
 # The test tool's command; its words that are relative paths are made absolute, because the demo's tasks run it from
 # other folders.
 read -r -a testctl <<<"${VMSNAP_TESTCTL:-.venv/bin/python tests/integration/targets/setup_libvirt/files/vmsnap_testctl.py}"
@@ -62,7 +64,7 @@ image=$(hacking/guest-image.sh 2>"$work/image.log") || { cat "$work/image.log"; 
 say "guest image: $image"
 declare -A booting=()
 for guest in "${guests[@]}"; do
-    "${testctl[@]}" guest create "$prefix$guest" >"$work/$guest.json" 2>"$work/$guest.err" &
+    "${testctl[@]}" guest create "$prefix$guest" --timeout "$boot_timeout" >"$work/$guest.json" 2>"$work/$guest.err" &
     booting[$guest]=$!
 done
 hacking/demo/build-app.sh "$work/app" >/dev/null

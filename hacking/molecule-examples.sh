@@ -57,15 +57,31 @@ check_clean() {
     [[ -z $left ]] || fail "$1: the guest still has $(tr '\n' ' ' <<<"$left")"
 }
 
+# step_times: pass Molecule's output through, and log how long each of its steps took
+step_times() {
+    local line step='' start=0
+    while IFS= read -r line; do
+        printf '%s\n' "$line"
+        if [[ $line =~ \[default\ \>\ ([a-z_]+)\]\ Executing ]]; then
+            step=${BASH_REMATCH[1]} start=$SECONDS
+        elif [[ -n $step && $line == *"[default > $step] Executed"* ]]; then
+            log "  $step: $((SECONDS - start)) s"
+            step=''
+        fi
+    done
+}
+
 # molecule_run LOG ARGS...: molecule ARGS in the scenario's folder of the staged collection (as installed with it)
 molecule_run() {
     local name=$1
     shift
-    (cd "$stage/examples/molecule/vm_labels" && molecule "$@") 2>&1 | tee "$work/$name.log"
+    (cd "$stage/examples/molecule/vm_labels" && molecule "$@") 2>&1 | tee "$work/$name.log" | step_times
 }
 
 log "guest $vm (real Debian 12, SSH through a port forward on 127.0.0.1)"
-timed "guest create" "${testctl[@]}" guest create "$vm" >"$work/guest.json"
+# A bound, not a wish: a boot takes about 20 s on an idle machine, minutes when other guests keep both cores busy.
+create_guest() { "${testctl[@]}" guest create "$vm" --timeout 600 >/dev/null; }
+timed "guest create" create_guest
 "${testctl[@]}" guest inventory "$vm" --group test_vm >"$MOLECULE_TEST_VM_INVENTORY"
 
 log "molecule converge: the first create takes 'clean', converge applies the role"

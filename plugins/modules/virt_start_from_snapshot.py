@@ -21,8 +21,8 @@ description:
     O(force=true), or with O(preserve_current), which first saves that state as a new snapshot (with the memory of a
     running, paused or crashed guest) so that it can be copied elsewhere and examined, for example with C(crash) or
     C(gdb), or reverted to later with M(vmsnap.libvirt.virt_snapshot). A crashed guest's snapshot cannot be reverted
-    to: libvirt would start a fresh QEMU from its disks without its memory, so M(vmsnap.libvirt.virt_snapshot) refuses
-    that revert; examine such a snapshot where it is (its disks and memory are in the images).
+    to, since libvirt would start a fresh QEMU from its disks without its memory, so M(vmsnap.libvirt.virt_snapshot)
+    refuses that revert; examine such a snapshot where it is (its disks and memory are in the images).
   - The module records in the running domain's metadata (namespace C(https://vmsnap.dev/xmlns/libvirt/1.0)) which
     snapshot it started the domain from and the domain ID it then had. A domain that still runs under that ID, started
     from the same snapshot, is left as it is and the task reports no change; if it is paused and O(state=running) is
