@@ -14,13 +14,16 @@ import os
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import AgentAbsent, AgentUnavailable
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._client import AgentAbsent, AgentUnavailable, is_failed_freeze
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._journal import PauseJournal
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_start_record
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import with_disk_sources, with_quiesced_note, with_start_record
 
 # Overlay and memory files hold the guest's disk and RAM: only their owner may read them.
 PRIVATE_FILE_MODE = 0o600
+# How long a thaw after a failed freeze is tried, at least, while the agent does not answer: a freeze still under way
+# in the guest (a slow freeze hook) freezes its file systems when it ends, and only a thaw after that brings them back.
+THAW_TIMEOUT = 30
 
 
 def missing_snapshot_error(client, dom, name, what):
@@ -82,6 +85,8 @@ class Runner:
         self._clock = clock
         # What the last sync_clock action found and did (the plan's clock result, made real); None without one.
         self.clock = None
+        # What happened while acting that the plan could not foresee (a freeze that failed under quiesce: auto).
+        self.warnings = []
 
     def execute(self, snap, plan):
         """Perform the plan's actions on ``snap`` (the snapshot object the plan is about, or None).
@@ -100,9 +105,12 @@ class Runner:
     # -> the snapshot object named like the plan's resulting snapshot, or None.
 
     def _perform_create(self, snap, plan, params, result):
-        made = self._perform_redefine(snap, plan, params, result)
+        if params.get('quiesce'):
+            made = self._create_quiesced(params)
+        else:
+            made = self._create(params['xml'], params['flags'], params['name'], params.get('journal'))
         _make_private(self.client, params['files'])
-        return made
+        return made if plan.snapshot is not None and params['name'] == plan.snapshot['name'] else result
 
     def _perform_redefine(self, snap, plan, params, result):
         flags = params.get('flags') or (['redefine', 'current'] if params['current'] else ['redefine'])
@@ -172,6 +180,79 @@ class Runner:
         entries.end()
         entries.forget(entries.left_by_ended_runs(self.dom.ID()))
         return made
+
+    def _create_quiesced(self, params):
+        """Create with the guest's file systems frozen (libvirt's QUIESCE: libvirt freezes, takes the disk-only
+        snapshot and thaws), libvirt waiting at most params['quiesce']['timeout'] seconds for each answer of the agent.
+
+        A note in the domain's metadata, copied by libvirt into the snapshot, records that it was quiesced (_model).
+        libvirt thaws only a freeze it saw succeed; after a failed freeze the file systems are thawed here (a freeze
+        that ran out of time can still happen in the guest), and a thaw that does not succeed in time fails loudly.
+        quiesce: auto then takes the snapshot without freezing, with a warning.
+        """
+        try:
+            made = self._freeze_and_create(params)
+        except SnapshotError:
+            self._end_quiesce(quietly=True)  # the failure says more than a failed clean-up would
+            raise
+        self._end_quiesce()
+        return made
+
+    def _freeze_and_create(self, params):
+        name, quiesce = params['name'], params['quiesce']
+        self._note_quiesced(name)
+        self.client.bound_agent(self.dom, quiesce['timeout'])
+        try:
+            return self._create(params['xml'], params['flags'], name, params.get('journal'))
+        except SnapshotError as failure:
+            if not is_failed_freeze(failure):
+                raise
+            self._thaw_after_failed_freeze(name, failure, max(THAW_TIMEOUT, quiesce['timeout']))
+            reason = failure.msg.rstrip('.')
+            if quiesce['mode'] != 'auto':
+                raise SnapshotError("Snapshot '%s' of domain '%s' was not taken: the guest agent did not freeze its "
+                                    'file systems (%s). They are thawed; nothing was changed. Check qemu-guest-agent '
+                                    'in the guest (its freeze hooks, `journalctl -t qemu-ga`), give it more time with '
+                                    'quiesce_timeout, or set quiesce: auto to take a crash-consistent snapshot when '
+                                    'the freeze fails.' % (name, self.dom.name(), reason), code=failure.code)
+        self._note_quiesced(None)
+        self.warnings.append("Snapshot '%s' of domain '%s' is crash-consistent, not quiesced: the guest agent did not "
+                             'freeze its file systems (%s); they were thawed, and the snapshot was taken without '
+                             'freezing (quiesce: auto).' % (name, self.dom.name(), reason))
+        return self._create(params['xml'], [flag for flag in params['flags'] if flag != 'quiesce'], name,
+                            params.get('journal'))
+
+    def _end_quiesce(self, quietly=False):
+        """libvirt waits for the agent as long as it takes again, and the quiesce note goes."""
+        try:
+            self.client.bound_agent(self.dom, None)
+            self._note_quiesced(None)
+        except SnapshotError:
+            if not quietly:
+                raise
+
+    def _note_quiesced(self, name):
+        """Set (``name``) or clear (None) the note that the snapshot being taken is quiesced."""
+        self.client.set_domain_metadata(self.dom, with_quiesced_note(self.client.domain_metadata(self.dom), name))
+
+    def _thaw_after_failed_freeze(self, name, failure, timeout):
+        """Thaw the guest's file systems, trying for up to ``timeout`` seconds while its agent does not answer."""
+        backoff = self._backoff(timeout, first=0.5, cap=2.0)
+        while True:
+            try:
+                self.client.thaw_guest(self.dom)
+                return
+            except SnapshotError as exc:
+                last = exc
+                if not backoff.wait():
+                    break
+        raise SnapshotError("Domain '%s' may have frozen file systems: its guest agent did not freeze them for snapshot "
+                            "'%s' in time (%s), and did not answer a thaw within %g s either (%s). A freeze still "
+                            'under way in the guest (a slow freeze hook) freezes them when it ends. Thaw them with '
+                            '`virsh domfsthaw %s` as soon as the agent answers (`virsh domfsinfo %s` shows them); no '
+                            'snapshot was taken.' % (self.dom.name(), name, failure.msg.rstrip('.'), timeout,
+                                                     last.msg.rstrip('.'), self.dom.name(), self.dom.name()),
+                            code=failure.code)
 
     def _make_fresh_overlays_private(self, sources_before):
         """A revert to an external snapshot puts its disks on new overlays (<image>.<epoch seconds>) that libvirt

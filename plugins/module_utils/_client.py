@@ -15,7 +15,9 @@ what failed, where, and what to do.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import re
+import threading
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
@@ -50,6 +52,7 @@ _CREATE_FLAGS = {
     'atomic': 'VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC',
     'disk_only': 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY',
     'quiesce': 'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE',
+    'live': 'VIR_DOMAIN_SNAPSHOT_CREATE_LIVE',
     'redefine': 'VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE',
     'current': 'VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT',
     'no_metadata': 'VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA',
@@ -124,6 +127,13 @@ def is_missing(error, what):
     """Whether a SnapshotError is libvirt's answer that ``what`` (a key of _MISSING: 'domain', 'snapshot', ...) does
     not exist (any more)."""
     return error.code is not None and error.code == getattr(libvirt, _MISSING[what])
+
+
+def is_failed_freeze(error):
+    """Whether a SnapshotError of a create with QUIESCE is the guest agent failing the freeze: no answer in time,
+    out of sync, or an error of its own (a freeze hook that failed, a file system that cannot freeze)."""
+    codes = [getattr(libvirt, name) for name in ('VIR_ERR_AGENT_UNRESPONSIVE', 'VIR_ERR_AGENT_UNSYNCED')]
+    return error.code in codes or 'fsfreeze' in error.msg.lower()
 
 
 def unless_missing(what, func, *args, default=None):
@@ -267,7 +277,7 @@ class Client:
         if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT):
             return 'The connection to libvirt failed; check that the daemon still runs, then run the task again.'
         if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE:
-            return 'quiesce needs the QEMU guest agent running in the guest.'
+            return 'The QEMU guest agent in the guest did not answer (it is not running, or took longer than allowed).'
         if "Invalid job ID 'internal-snapshot-" in (exc.get_error_message() or ''):
             return QEMU_JOB_NAME_HINT
         return None
@@ -465,6 +475,37 @@ class Client:
         self._agent_call('set the guest clock of', dom.setTime, {'seconds': 0, 'nseconds': 0},
                          libvirt.VIR_DOMAIN_TIME_SYNC, domain=dom.name())
         return host - (before['seconds'] + before.get('nseconds', 0) / 1e9)
+
+    def agent_silence(self, dom, timeout):
+        """Why the guest agent of the running domain does not answer a harmless request (reading the guest's clock)
+        within ``timeout`` seconds, or None when it answers. Changes nothing: the request runs in a thread of its own,
+        since libvirt waits for the agent without a bound unless told otherwise."""
+        outcome = {}
+
+        def ask():
+            try:
+                self._agent_call('read the guest clock of', dom.getTime, 0, domain=dom.name())
+                outcome['answered'] = True
+            except SnapshotError as exc:
+                outcome['error'] = exc.msg
+
+        asking = threading.Thread(target=ask, name='vmsnap-agent-probe', daemon=True)
+        asking.start()
+        asking.join(timeout)
+        if outcome.get('answered'):
+            return None
+        return outcome.get('error') or 'it did not answer within %g s.' % timeout
+
+    def bound_agent(self, dom, timeout):
+        """Make libvirt wait at most ``timeout`` seconds (rounded up) for each answer of the domain's guest agent, or,
+        with None, as long as it takes again (libvirt's default for a domain)."""
+        seconds = libvirt.VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK if timeout is None else max(1, math.ceil(timeout))
+        self._call('set the guest agent timeout of', dom.agentSetResponseTimeout, seconds, 0, domain=dom.name())
+
+    def thaw_guest(self, dom):
+        """Thaw the guest's file systems through its agent (`virsh domfsthaw`); how many it thawed (0: none was
+        frozen)."""
+        return self._agent_call('thaw the file systems of', dom.fsThaw, None, 0, domain=dom.name())
 
     def _agent_call(self, what, func, *args, **where):
         """A call through the guest agent: not retried (the caller waits for the agent), its refusals told apart."""

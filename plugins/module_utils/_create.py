@@ -27,6 +27,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import (
     snapshot_candidate,
     with_description,
 )
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._options import quiesce_mode
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._plan import Action, MEMORY_STATES, Plan
 
 
@@ -70,11 +71,16 @@ def plan_present(params, *, domain, existing, existing_xml, current_name, host, 
         'location': spec['location'],
         'memory': spec['memory'],
         'disks': spec['disks'],
+        'consistency': spec['consistency'],
     }
+    if spec['unquiesced']:
+        warnings.append("Snapshot '%s' of domain '%s' is crash-consistent, not quiesced: %s (quiesce: auto goes on "
+                        'without freezing; quiesce: true would have refused.)'
+                        % (params['name'], domain['name'], spec['unquiesced']))
     xml = build_snapshot_xml(params['name'], params['description'], spec['memory'], spec['disks'])
     # A create of a running guest is noted in the pause journal (_journal) while libvirt works on it.
     actions.append(Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files'],
-                          journal=domain['state'] == 'running'))
+                          journal=domain['state'] == 'running', quiesce=spec['quiesce']))
     return Plan(actions, diff_view(None), diff_view(predicted), predicted, domain['state'], warnings=warnings)
 
 
@@ -117,7 +123,8 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
         raise SnapshotError("Domain '%s' is %s, so it has no memory state to save. Leave memory unset or set "
                             'memory: false for a disk-only snapshot, or start the domain first.'
                             % (domain['name'], domain['state']))
-    if params.get('quiesce') and memory:
+    quiesce = quiesce_mode(params)
+    if quiesce == 'true' and memory:
         raise SnapshotError('quiesce freezes the guest file systems for a disk-only snapshot; it cannot be combined with '
                             'memory. Set memory: false.')
     if params.get('memory_file') and not memory:
@@ -171,6 +178,9 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
         raise SnapshotError("An internal snapshot of the running domain '%s' must include its memory (libvirt refuses "
                             'otherwise). Leave memory unset or set memory: true, or set location: external for a '
                             'disk-only snapshot.' % domain['name'])
+    if params.get('live') and (memory_kind != EXTERNAL or domain['state'] != 'running'):
+        raise SnapshotError("live keeps the guest running while an external snapshot saves its memory, but %s. %s"
+                            % _live_refusal(domain, memory_kind, params.get('location') or 'auto'))
     if memory_kind == INTERNAL and params.get('memory_file'):
         raise SnapshotError('memory_file applies to external snapshots; internal ones keep memory inside the qcow2 '
                             'image. Drop memory_file, or set location: external.')
@@ -197,13 +207,16 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
     _check_files(files, path_exists)
 
     disk_only = memory_kind == NO and EXTERNAL in [disk['snapshot'] for disk in disks]
-    if params.get('quiesce') and not disk_only:
+    if quiesce == 'true' and not disk_only:
         raise SnapshotError('quiesce needs a disk-only external snapshot. Set location: external and memory: false.')
+    consistency, unquiesced = _consistency(quiesce, domain, memory_kind)
     flags = ['atomic']
     if disk_only:
         flags.append('disk_only')
-    if params.get('quiesce'):
+    if consistency == 'quiesced':
         flags.append('quiesce')
+    if params.get('live'):
+        flags.append('live')
     # What libvirt records: the domain's own state, except that a disk-only snapshot of an active domain is
     # 'disk-snapshot' and of an inactive one 'shutoff'.
     if disk_only:
@@ -211,7 +224,59 @@ def snapshot_spec(params, domain, host, path_exists=os.path.exists):
     else:
         state = domain['state']
     return {'location': kind, 'memory': memory_spec, 'disks': disks, 'flags': flags,
-            'files': [path for dummy, path in files], 'state': state}
+            'files': [path for dummy, path in files], 'state': state, 'consistency': consistency,
+            'unquiesced': unquiesced,
+            'quiesce': ({'mode': quiesce, 'timeout': params.get('quiesce_timeout') or QUIESCE_TIMEOUT}
+                        if consistency == 'quiesced' else None)}
+
+
+# How long the guest agent has to freeze the file systems, unless quiesce_timeout says otherwise.
+QUIESCE_TIMEOUT = 60
+
+
+def _consistency(quiesce, domain, memory_kind):
+    """(how consistent the new snapshot will be, why it is not quiesced although quiesce: auto asked for it, or None).
+
+    Refuses quiesce: true where it cannot freeze. ``domain['agent_silence']``, read only for a disk-only snapshot of a
+    running guest with quiesce asked for, says why its agent did not answer (None: it did).
+    """
+    if memory_kind != NO:
+        return 'memory', None
+    if not domain['active']:
+        if quiesce == 'true':
+            raise SnapshotError("quiesce freezes a running guest's file systems, but domain '%s' is %s: its disks are "
+                                'as its shutdown left them, with nothing to freeze. Drop quiesce (or use quiesce: auto '
+                                'where a domain can be either).' % (domain['name'], domain['state']))
+        return 'shutoff', None
+    if quiesce == 'false':
+        return 'crash', None
+    if domain['state'] not in ('running', 'blocked'):
+        why = ("domain '%s' is %s, and a guest that does not run cannot freeze its file systems (libvirt does not ask "
+               'the agent of a paused guest).' % (domain['name'], domain['state']))
+        way_out = 'Resume the domain first, or set quiesce: auto to take a crash-consistent snapshot.'
+    elif domain.get('agent_silence'):
+        why = "the guest agent of domain '%s' did not answer: %s" % (domain['name'], domain['agent_silence'])
+        way_out = ('Start qemu-guest-agent in the guest (and give the domain its org.qemu.guest_agent.0 channel), or '
+                   'set quiesce: auto to take a crash-consistent snapshot when the agent does not answer.')
+    else:
+        return 'quiesced', None
+    if quiesce == 'true':
+        raise SnapshotError('quiesce: true takes the snapshot only with the guest file systems frozen, but %s Nothing '
+                            'was changed. %s' % (why, way_out))
+    return 'crash', why
+
+
+def _live_refusal(domain, memory_kind, asked_location):
+    """Why live cannot apply to this snapshot, and the way out."""
+    if domain['state'] != 'running':
+        return ("domain '%s' is %s" % (domain['name'], domain['state']),
+                'Drop live, or start (or resume) the domain first.')
+    if memory_kind == NO:
+        return ('this snapshot saves no memory', 'Drop live, or leave memory unset (or set it to true).')
+    why = 'this snapshot is internal'
+    if asked_location == 'auto':
+        why += ' (location: auto picks internal on a host that cannot revert external snapshots)'
+    return (why, 'Set location: external for an external snapshot with memory, or drop live.')
 
 
 def _requested_disks(items, domain):

@@ -19,7 +19,7 @@ from ansible_collections.vmsnap.libvirt.plugins.module_utils._delete import plan
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._merge import plan_merge
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._model import EXTERNAL, NO, parse_snapshot, snapshot_disk_bases, with_state
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._options import is_bulk
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._options import is_bulk, quiesce_mode
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._records import plan_redefine, plan_rename
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._read import interrupted_pause, tree_context, undescribed_block_jobs, read_domain_with_chains
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._revert import plan_revert
@@ -46,6 +46,9 @@ def plan_for(params, client, dom, *, snap, existing, existing_xml, command):
         host = client.host() if params['location'] == 'auto' else {}
         domain = client.read_domain(dom)
         domain['interrupted_pause'] = interrupted_pause(client, dom, domain, params['name'], command)
+        if quiesce_mode(params) != 'false' and params['memory'] is False and domain['state'] == 'running':
+            # Whether the agent answers decides quiesced or crash-consistent (auto), or a refusal (true).
+            domain['agent_silence'] = client.agent_silence(dom, params['quiesce_timeout'])
         return plan_present(params, domain=domain, existing=None, existing_xml=None, current_name=client.current_snapshot_name(dom), host=host)
     if state == 'reverted':
         if snap is None:
@@ -177,7 +180,7 @@ class DomainRun:
                       merged=plan.merged)
         if isinstance(plan, BulkPlan):
             result['kept'] = plan.kept
-        warnings = list(plan.warnings)
+        warnings = list(plan.warnings) + (self.runner.warnings if self.runner is not None else [])
         if plan.clock is not None:
             result['clock'] = self.runner.clock if self.acted and self.runner.clock is not None else plan.clock
             if result['clock']['message']:

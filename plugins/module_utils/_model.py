@@ -46,6 +46,13 @@ NAME_MAX_BYTES = 247
 VMSNAP_NAMESPACE = 'https://vmsnap.dev/xmlns/libvirt/1.0'
 VMSNAP_METADATA_KEY = 'vmsnap'
 START_RECORD = 'started-from'
+# The note that a disk-only snapshot of a running guest is taken with its file systems frozen: set in the running
+# domain's metadata for the time of the create, so that libvirt copies it into the snapshot's <domain>.
+QUIESCED_NOTE = 'quiesced'
+# How consistent a snapshot is, from most to least: 'memory' (the whole running state), 'quiesced' (the disks with
+# the guest's file systems frozen by its agent), 'shutoff' (the disks of a domain that did not run), 'crash' (the
+# disks of a running guest as a power cut would leave them).
+CONSISTENCIES = ('memory', 'quiesced', 'shutoff', 'crash')
 
 
 _PARSERS = threading.local()
@@ -248,6 +255,20 @@ def with_start_record(metadata, snapshot, domain_id, preserved):
     return to_xml(root)
 
 
+def with_quiesced_note(metadata, snapshot):
+    """The collection's metadata element with the quiesce note for ``snapshot`` (None: without a note), for
+    virDomainSetMetadata; whatever else it holds (a start record) is kept."""
+    if metadata:
+        root = parse_xml(metadata, 'the %s metadata of the domain' % VMSNAP_METADATA_KEY)
+    else:
+        root = etree.Element(VMSNAP_METADATA_KEY)
+    for old in root.findall(QUIESCED_NOTE):
+        root.remove(old)
+    if snapshot is not None:
+        etree.SubElement(root, QUIESCED_NOTE, snapshot=snapshot)
+    return to_xml(root)
+
+
 def snapshot_candidate(disk):
     """Whether a disk takes part in a snapshot by default (a writable disk with media)."""
     return (disk['device'] == 'disk' and not disk['readonly'] and disk['source'] is not None
@@ -327,7 +348,22 @@ def parse_snapshot(xml, domain_name, is_current=False, children=None):
         'location': location_of(memory, disks),
         'memory': memory,
         'disks': disks,
+        'consistency': _consistency(root, memory),
     }
+
+
+def _consistency(root, memory):
+    """How consistent the snapshot is (CONSISTENCIES): what it holds, and the quiesce note this collection left in its
+    <domain>. A disk-only snapshot of a running guest without that note counts as crash-consistent: nothing says more."""
+    if memory['snapshot'] != NO:
+        return 'memory'
+    if root.findtext('state') == 'shutoff':
+        return 'shutoff'
+    note = root.find('domain/metadata/{%s}%s/{%s}%s' % (VMSNAP_NAMESPACE, VMSNAP_METADATA_KEY, VMSNAP_NAMESPACE,
+                                                        QUIESCED_NOTE))
+    if note is not None and note.get('snapshot') == root.findtext('name'):
+        return 'quiesced'
+    return 'crash'
 
 
 def snapshot_disk_bases(xml):

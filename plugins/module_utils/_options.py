@@ -22,6 +22,8 @@ STATE_OPTIONS = {
     'memory_file': ('present',),
     'disks': ('present',),
     'quiesce': ('present',),
+    'quiesce_timeout': ('present',),
+    'live': ('present',),
     'new_name': ('present',),
     'xml': ('present',),
     'redefine': ('present',),
@@ -39,6 +41,16 @@ STATE_OPTIONS = {
     'force': ('absent', 'merged', 'reverted'),
 }
 
+
+
+def quiesce_mode(params):
+    """quiesce as 'true', 'false' or 'auto' (the module gives strings; a caller of the planners may give a bool)."""
+    value = params.get('quiesce')
+    if value is True or value == 'true':
+        return 'true'
+    return 'auto' if value == 'auto' else 'false'
+
+
 # What a task with all or pattern deletes is exactly what they select, each snapshot on its own.
 NOT_WITH_SELECTION = ('children', 'children_only', 'force')
 
@@ -51,10 +63,14 @@ def check_options(params, argument_spec):
             raise SnapshotError('%s only applies to state=%s, not to state=%s. Remove it from the task.'
                                 % (option, ' or state='.join(states), state))
     check_selection(params)
+    if params['quiesce_timeout'] <= 0:
+        raise SnapshotError('quiesce_timeout is how many seconds the guest agent has to freeze the file systems; it '
+                            'must be more than 0, not %g.' % params['quiesce_timeout'])
     if params['new_name'] is not None:
         validate_snapshot_name(params['new_name'], option='new_name')
-        creation_only = sorted(option for option in ('memory', 'memory_file', 'disks', 'quiesce', 'description')
+        creation_only = sorted(option for option in ('memory', 'memory_file', 'disks', 'live', 'description')
                                if params[option] not in (None, False)) + (
+            ['quiesce'] if quiesce_mode(params) != 'false' else []) + (
             ['location'] if params['location'] != 'auto' else [])
         if creation_only:
             raise SnapshotError('new_name renames an existing snapshot; %s cannot be combined with it. Rename in '
@@ -128,7 +144,8 @@ def check_redefine_options(params):
         raise SnapshotError('current marks a redefined snapshot as current; it needs redefine: true and xml.')
     if params['redefine']:
         shaping = sorted(option for option in ('memory', 'memory_file', 'disks', 'description', 'new_name')
-                         if params[option] is not None) + (['quiesce'] if params['quiesce'] else []) + (
+                         if params[option] is not None) + (
+            ['quiesce'] if quiesce_mode(params) != 'false' else []) + (['live'] if params['live'] else []) + (
             ['location'] if params['location'] != 'auto' else [])
         if shaping:
             raise SnapshotError('redefine takes everything from xml; %s cannot be combined with it. Change the XML '

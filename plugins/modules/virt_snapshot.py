@@ -171,6 +171,19 @@ options:
       - Defaults to C(<directory of the first disk>/<domain>.<snapshot>.mem).
       - Only with O(state=present), O(memory=true) and an external snapshot. The file is made readable only by its owner.
     type: path
+  live:
+    description:
+      - Save the memory of an external snapshot while the guest keeps running (libvirt's C(LIVE)), instead of pausing
+        the guest for the whole save. The guest is paused only for the last pages it wrote meanwhile, which on a
+        busy guest takes less time than saving all of its memory; the snapshot records it as running.
+        See docs/benchmarks.md for the time a guest stops with each kind of snapshot.
+      - Only with O(state=present), a running domain, memory saved (O(memory) unset or V(true)) and an external
+        snapshot (O(location=external), or V(auto) on a host that can revert external snapshots). Otherwise the
+        task fails before anything changes.
+      - Reverting to an external snapshot with memory needs libvirt 9.9 or later; elsewhere it is refused before
+        acting, as for every external snapshot.
+    type: bool
+    default: false
   disks:
     description:
       - Per-disk control of a new snapshot. Disks not listed follow O(location).
@@ -231,11 +244,36 @@ options:
     default: false
   quiesce:
     description:
-      - Freeze the guest's file systems while a disk-only snapshot is taken (libvirt's C(QUIESCE)). Needs the QEMU
-        guest agent in the guest, O(memory=false) and an external snapshot.
+      - Freeze the guest's file systems through its QEMU guest agent while a disk-only snapshot is taken (libvirt's
+        C(QUIESCE), which thaws them as soon as the snapshot is taken), so that its disks hold file systems as clean
+        as after a C(sync), not as a power cut leaves them. RV(snapshot.consistency) says what each snapshot got.
+      - V(true) takes the snapshot quiesced or not at all. It needs a running guest (a paused one cannot freeze),
+        O(memory=false), an external snapshot, and an agent that answers; otherwise the task fails before anything
+        changes, naming why. A freeze that fails or runs out of O(quiesce_timeout) is thawed and fails the task.
+      - V(auto) quiesces where the agent answers, and otherwise takes a crash-consistent snapshot with a warning
+        that says why (a paused guest, an agent that does not answer, a freeze that failed and was thawed). With
+        memory, or on a shut-off domain, nothing is frozen: such snapshots are consistent anyway.
+      - V(false) never freezes.
+      - Whether the agent answers is asked before acting (reading the guest's clock, which changes nothing), so
+        check mode predicts V(quiesced) or the refusal.
       - Only with O(state=present).
-    type: bool
-    default: false
+    type: str
+    choices: ['false', 'true', 'auto']
+    default: 'false'
+  quiesce_timeout:
+    description:
+      - How many seconds the guest agent has to answer, when O(quiesce) freezes the guest: the question whether it
+        answers, the freeze (the agent's freeze hooks included), and the thaw after a freeze that failed.
+      - For the time of the snapshot libvirt waits at most this long for each answer of the domain's agent; afterwards
+        it waits as long as it takes again (libvirt's default for a domain, which a timeout set with
+        C(virsh guest-agent-timeout) before is not restored to).
+      - A freeze that does not answer in time is thawed, trying for O(quiesce_timeout) seconds more (at least 30)
+        while the agent stays busy, since a freeze still under way in the guest (a slow freeze hook) freezes the file
+        systems when it ends; when the thaw does not succeed either, the task fails saying that the guest's file
+        systems may be frozen and how to thaw them (C(virsh domfsthaw)).
+      - Only with O(state=present).
+    type: float
+    default: 60
   children:
     description:
       - With O(state=absent), also delete every snapshot below this one (its whole subtree), as libvirt's
@@ -348,6 +386,28 @@ EXAMPLES = r'''
     location: external
     memory: false
     quiesce: true
+
+- name: Snapshot every web server's disks, quiesced where its agent answers, crash-consistent (with a warning) elsewhere
+  vmsnap.libvirt.virt_snapshot:
+    domains: ['web*']
+    name: nightly
+    location: external
+    memory: false
+    quiesce: auto
+    quiesce_timeout: 20
+  register: nightly
+
+- name: Name the domains whose snapshot is only crash-consistent
+  ansible.builtin.debug:
+    msg: "{{ nightly.results | selectattr('snapshot', 'defined') | rejectattr('snapshot', 'none')
+             | selectattr('snapshot.consistency', 'equalto', 'crash') | map(attribute='domain') | list }}"
+
+- name: Take an external snapshot with memory while the guest keeps running (libvirt 9.9 and later revert it)
+  vmsnap.libvirt.virt_snapshot:
+    domain: app01
+    name: before-migration
+    location: external
+    live: true
 
 - name: Leave the scratch disk out of an external snapshot
   vmsnap.libvirt.virt_snapshot:
@@ -508,6 +568,17 @@ snapshot:
           description: The memory file of an external snapshot, otherwise V(null).
           type: str
           sample: null
+    consistency:
+      description:
+        - How consistent the snapshot is. V(memory) holds the whole running state (memory and disks); V(quiesced) the
+          disks of a running guest whose file systems its agent froze (O(vmsnap.libvirt.virt_snapshot#module:quiesce));
+          V(shutoff) the disks of a domain that did not run; V(crash) the disks of a running or paused guest as a power
+          cut would leave them.
+        - V(quiesced) is read from the note this collection leaves in the snapshot's domain definition; a disk-only
+          snapshot of a running guest taken otherwise (for example with C(virsh snapshot-create --quiesce)) reads
+          V(crash).
+      type: str
+      sample: memory
     disks:
       description: Each disk of the domain and how it is part of the snapshot.
       type: list
@@ -639,6 +710,7 @@ results:
         location: internal
         memory: {snapshot: internal, file: null}
         disks: [{name: vda, snapshot: internal, file: null}]
+        consistency: memory
       domain_state: running
       deleted: []
       merged: []
@@ -720,7 +792,9 @@ def main():
             snapshot=dict(type='str', choices=['internal', 'external', 'no']),
             file=dict(type='path'),
         )),
-        quiesce=dict(type='bool', default=False),
+        quiesce=dict(type='str', default='false', choices=['false', 'true', 'auto']),
+        quiesce_timeout=dict(type='float', default=60),
+        live=dict(type='bool', default=False),
         new_name=dict(type='str'),
         xml=dict(type='str'),
         redefine=dict(type='bool', default=False),

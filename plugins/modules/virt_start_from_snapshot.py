@@ -269,6 +269,17 @@ started_from:
           description: The memory file of an external snapshot, otherwise V(null).
           type: str
           sample: null
+    consistency:
+      description:
+        - How consistent the snapshot is. V(memory) holds the whole running state (memory and disks); V(quiesced) the
+          disks of a running guest whose file systems its agent froze (O(vmsnap.libvirt.virt_snapshot#module:quiesce));
+          V(shutoff) the disks of a domain that did not run; V(crash) the disks of a running or paused guest as a power
+          cut would leave them.
+        - V(quiesced) is read from the note this collection leaves in the snapshot's domain definition; a disk-only
+          snapshot of a running guest taken otherwise (for example with C(virsh snapshot-create --quiesce)) reads
+          V(crash).
+      type: str
+      sample: memory
     disks:
       description: Each disk of the domain and how it is part of the snapshot.
       type: list
@@ -308,6 +319,7 @@ preserved:
     location: internal
     memory: {snapshot: internal, file: null}
     disks: [{name: vda, snapshot: internal, file: null}]
+    consistency: memory
 '''
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common

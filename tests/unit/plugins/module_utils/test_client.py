@@ -116,6 +116,7 @@ def test_create_and_describe_round_trip(client, web01, name, description):
         'location': 'internal',
         'memory': {'snapshot': 'internal', 'file': None},
         'disks': WEB01_INTERNAL_DISKS,
+        'consistency': 'memory',
     }
 
 
@@ -308,7 +309,7 @@ def test_error_names_the_operation_and_the_place_and_redacts_the_password(where,
     (libvirt.VIR_ERR_SYSTEM_ERROR, 'The connection to libvirt failed'),
     (libvirt.VIR_ERR_RPC, 'The connection to libvirt failed'),
     (libvirt.VIR_ERR_NO_CONNECT, 'The connection to libvirt failed'),
-    (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, 'quiesce needs the QEMU guest agent running in the guest.'),
+    (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, 'The QEMU guest agent in the guest did not answer (it is not running, or took longer than allowed).'),
 ])
 def test_error_hints(code, hint):
     error = _client.Client(uri='qemu:///system').error('create', libvirt_error(code, 'it failed'), domain='web01')

@@ -284,6 +284,7 @@ def test_existing_files_are_checked_by_the_injected_path_exists():
     (present(location='external', memory=False), 'running', ['atomic', 'disk_only']),
     (present(location='external'), 'shutoff', ['atomic', 'disk_only']),
     (present(location='external', memory=False, quiesce=True), 'running', ['atomic', 'disk_only', 'quiesce']),
+    (present(location='external', live=True), 'running', ['atomic', 'live']),
 ])
 def test_flags(params, state, flags):
     plan = plan_create(params, domain(state, qcow2('vda')))
@@ -310,6 +311,7 @@ def test_predicted_internal_snapshot_and_diff():
         'memory': {'snapshot': 'internal', 'file': None},
         'disks': [{'name': 'vda', 'snapshot': 'internal', 'file': None},
                   {'name': 'hdc', 'snapshot': 'no', 'file': None}],
+        'consistency': 'memory',
     }
     assert plan.snapshot == expected
     assert plan.changed is True
@@ -413,3 +415,38 @@ def test_description_change_still_warns_about_creation_only_options():
     plan = plan_update(present(description='new', memory=False))
     assert [action.kind for action in plan.actions] == ['redefine']
     assert len(plan.warnings) == 1 and 'memory=False (it has memory)' in plan.warnings[0]
+
+
+# -- live: an external snapshot with memory of a running guest, saved while it runs -----------------------------------
+
+def test_live_external_memory_snapshot_records_running_and_its_memory_file():
+    plan = plan_create(present(location='external', live=True), domain('running', qcow2('vda')))
+    create = plan.actions[-1]
+    assert create.params['flags'] == ['atomic', 'live']
+    assert plan.snapshot['state'] == 'running'
+    assert plan.snapshot['memory'] == {'snapshot': 'external', 'file': '/images/web01.snap.mem'}
+    # the memory file is among the files made private after the create
+    assert '/images/web01.snap.mem' in create.params['files']
+
+
+def test_live_with_auto_on_a_host_that_reverts_external_snapshots():
+    plan = plan_create(present(live=True), domain('running', qcow2('vda')), HOST_11_3)
+    assert plan.actions[-1].params['flags'] == ['atomic', 'live']
+    assert plan.snapshot['location'] == 'external'
+
+
+@pytest.mark.parametrize('params, state, host, expected', [
+    (present(location='external', live=True), 'shutoff', HOST_11_3,
+     "live keeps the guest running while an external snapshot saves its memory, but domain 'web01' is shutoff. "
+     'Drop live, or start (or resume) the domain first.'),
+    (present(location='external', live=True), 'paused', HOST_11_3, "but domain 'web01' is paused."),
+    (present(location='external', live=True, memory=False), 'running', HOST_11_3,
+     'but this snapshot saves no memory. Drop live, or leave memory unset (or set it to true).'),
+    (present(live=True), 'running', HOST_9_0,
+     'but this snapshot is internal (location: auto picks internal on a host that cannot revert external snapshots). '
+     'Set location: external'),
+    (present(live=True, location='internal'), 'running', HOST_11_3,
+     'but this snapshot is internal. Set location: external for an external snapshot with memory, or drop live.'),
+])
+def test_live_refusals(params, state, host, expected):
+    assert expected in refusal(params, domain(state, qcow2('vda')), host)

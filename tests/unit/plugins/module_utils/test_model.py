@@ -161,6 +161,8 @@ def test_parse_snapshot():
         'disks': [{'name': 'vda', 'snapshot': 'external', 'file': '/images/web01.after'},
                   {'name': 'sda', 'snapshot': 'external', 'file': '/dev/vg/lv.after'},
                   {'name': 'hdc', 'snapshot': 'no', 'file': None}],
+        # a disk-only snapshot of a running guest without this collection's quiesce note
+        'consistency': 'crash',
     }
 
 

@@ -181,6 +181,7 @@ def test_preserve_current_saves_a_running_domain_with_memory_then_starts_it():
                        "it from snapshot 'good'.",
         'state': 'running', 'creation_time': None, 'creation_time_iso': None, 'parent': 'good', 'children': [],
         'is_current': False, 'location': 'internal', 'memory': INTERNAL_MEMORY, 'disks': INTERNAL_DISKS,
+        'consistency': 'memory',
     }
     # taken while 'good' was current, the preserved snapshot becomes its child
     assert started.snapshot == dict(target, is_current=True, children=['crash-1', 'later'])

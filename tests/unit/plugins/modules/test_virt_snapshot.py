@@ -20,7 +20,7 @@ UNREACHABLE_URI = 'qemu:///system?socket=/nonexistent/vmsnap-unit.sock'
 
 RESULT_KEYS = set(['changed', 'snapshot', 'domain_state', 'deleted', 'merged', 'diff'])
 SNAPSHOT_KEYS = set(['name', 'domain', 'description', 'state', 'creation_time', 'creation_time_iso', 'parent',
-                     'children', 'is_current', 'location', 'memory', 'disks'])
+                     'children', 'is_current', 'location', 'memory', 'disks', 'consistency'])
 WEB01_DISKS = [{'name': 'vda', 'snapshot': 'internal', 'file': None}, {'name': 'hdc', 'snapshot': 'no', 'file': None}]
 
 
@@ -62,6 +62,7 @@ def test_create_then_nothing_to_do(run, testhost):
         'name': 'before', 'domain': 'web01', 'description': 'Before the upgrade', 'state': 'running',
         'creation_time': None, 'creation_time_iso': None, 'parent': None, 'children': [], 'is_current': True,
         'location': 'internal', 'memory': {'snapshot': 'internal', 'file': None}, 'disks': WEB01_DISKS,
+        'consistency': 'memory',
     }
     assert (created['domain_state'], created['deleted'], created['merged']) == ('running', [], [])
     assert created['diff']['before'] == {'exists': False}
