@@ -23,6 +23,8 @@ demo="$collection/hacking/demo"
 
 work=${OUTPUT_DIR:-$(mktemp -d)}
 export ANSIBLE_LOCAL_TEMP="$work/ansible-local-tmp" ANSIBLE_PIPELINING=true
+# verify.yml uses the role setup_libvirt of the targets next to this one.
+export ANSIBLE_ROLES_PATH="$here/.."
 uri=${VMSNAP_URI:-qemu:///system}
 prefix="vmsnap-it-gg-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')-"
 testctl=(python "$here/../setup_libvirt/files/vmsnap_testctl.py" --uri "$uri")
@@ -34,10 +36,11 @@ trap '"${testctl[@]}" cleanup --prefix "$prefix"' EXIT
 "$collection/hacking/guest-image.sh"
 "$demo/build-app.sh" "$work/app"
 
-# Both guests boot at once; each create waits for its guest's agent and SSH.
+# Both guests boot at once; each create waits for its guest's agent and SSH: about 20 s on an idle machine, minutes
+# when other guests keep both cores busy, hence a bound of 900 s.
 pids=()
 for guest in "${guests[@]}"; do
-    "${testctl[@]}" guest create "$guest" >"$work/$guest.json" &
+    "${testctl[@]}" guest create "$guest" --timeout 900 >"$work/$guest.json" &
     pids+=($!)
 done
 for pid in "${pids[@]}"; do
