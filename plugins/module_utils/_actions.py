@@ -85,7 +85,9 @@ class Runner:
         self._clock = clock
         # What the last sync_clock action found and did (the plan's clock result, made real); None without one.
         self.clock = None
-        # What happened while acting that the plan could not foresee (a freeze that failed under quiesce: auto).
+        # What happened while acting that the plan could not foresee: under quiesce: auto, why the freeze failed
+        # (the snapshot was then taken without), and the warning that says so.
+        self.unquiesced = None
         self.warnings = []
 
     def execute(self, snap, plan):
@@ -216,6 +218,7 @@ class Runner:
                                     'quiesce_timeout, or set quiesce: auto to take a crash-consistent snapshot when '
                                     'the freeze fails.' % (name, self.dom.name(), reason), code=failure.code)
         self._note_quiesced(None)
+        self.unquiesced = 'the guest agent did not freeze its file systems (%s); they were thawed.' % reason
         self.warnings.append("Snapshot '%s' of domain '%s' is crash-consistent, not quiesced: the guest agent did not "
                              'freeze its file systems (%s); they were thawed, and the snapshot was taken without '
                              'freezing (quiesce: auto).' % (name, self.dom.name(), reason))

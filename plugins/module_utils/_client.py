@@ -454,8 +454,8 @@ class Client:
                    domain=dom.name(), snapshot=snap.getName())
 
     def set_domain_metadata(self, dom, xml):
-        """Replace the collection's element in the running domain's <metadata>; it lasts as long as this run of the
-        domain (the persistent definition is left alone)."""
+        """Replace the collection's element in the running domain's <metadata> (``xml`` None removes it); it lasts as
+        long as this run of the domain (the persistent definition is left alone)."""
         self._call('record in the metadata of', dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml,
                    _model.VMSNAP_METADATA_KEY, _model.VMSNAP_NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_LIVE,
                    domain=dom.name())

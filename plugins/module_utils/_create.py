@@ -81,7 +81,11 @@ def plan_present(params, *, domain, existing, existing_xml, current_name, host, 
     # A create of a running guest is noted in the pause journal (_journal) while libvirt works on it.
     actions.append(Action('create', name=params['name'], xml=xml, flags=spec['flags'], files=spec['files'],
                           journal=domain['state'] == 'running', quiesce=spec['quiesce']))
-    return Plan(actions, diff_view(None), diff_view(predicted), predicted, domain['state'], warnings=warnings)
+    plan = Plan(actions, diff_view(None), diff_view(predicted), predicted, domain['state'], warnings=warnings)
+    if quiesce_mode(params) != 'false':
+        plan.quiesce = {'mode': quiesce_mode(params), 'quiesced': spec['consistency'] == 'quiesced',
+                        'reason': spec['unquiesced']}
+    return plan
 
 
 def _plan_update(params, existing, existing_xml):

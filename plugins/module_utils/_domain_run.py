@@ -185,6 +185,10 @@ class DomainRun:
             result['clock'] = self.runner.clock if self.acted and self.runner.clock is not None else plan.clock
             if result['clock']['message']:
                 warnings.append(result['clock']['message'])
+        if plan.quiesce is not None:
+            result['quiesce'] = plan.quiesce
+            if self.acted and self.runner.unquiesced:
+                result['quiesce'] = dict(plan.quiesce, quiesced=False, reason=self.runner.unquiesced)
         if diff:
             result['diff'] = dict(before=plan.before, after=plan.after)
         return result, warnings

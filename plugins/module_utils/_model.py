@@ -257,7 +257,7 @@ def with_start_record(metadata, snapshot, domain_id, preserved):
 
 def with_quiesced_note(metadata, snapshot):
     """The collection's metadata element with the quiesce note for ``snapshot`` (None: without a note), for
-    virDomainSetMetadata; whatever else it holds (a start record) is kept."""
+    virDomainSetMetadata; whatever else it holds (a start record) is kept. None when nothing is left in it."""
     if metadata:
         root = parse_xml(metadata, 'the %s metadata of the domain' % VMSNAP_METADATA_KEY)
     else:
@@ -266,6 +266,8 @@ def with_quiesced_note(metadata, snapshot):
         root.remove(old)
     if snapshot is not None:
         etree.SubElement(root, QUIESCED_NOTE, snapshot=snapshot)
+    elif len(root) == 0 and not root.attrib:
+        return None  # nothing left: the element goes
     return to_xml(root)
 
 

@@ -49,6 +49,8 @@ class Plan:
         self.merged = merged or []
         # What is done about the guest's clock after a resume from saved memory (_revert.plan_clock); None: nothing.
         self.clock = None
+        # What quiesce true or auto got a new snapshot (_create): {'mode', 'quiesced', 'reason'}; None: not asked.
+        self.quiesce = None
 
     @property
     def changed(self):

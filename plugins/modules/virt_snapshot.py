@@ -631,6 +631,27 @@ clock:
       description: Why the clock was not set (also a warning), or V(null).
       type: str
       sample: null
+quiesce:
+  description:
+    - What O(quiesce) got the new snapshot; RV(snapshot.consistency) says the same in one word.
+    - Check mode predicts it from whether the agent answers now; only a real run can find that a freeze fails (then
+      RV(quiesce.quiesced) is V(false) after a V(true) prediction, with the reason).
+  returned: with O(domain), when O(quiesce) is V(true) or V(auto) and the task creates a snapshot
+  type: dict
+  contains:
+    mode:
+      description: The O(quiesce) in force, V(true) or V(auto).
+      type: str
+      sample: auto
+    quiesced:
+      description: Whether the guest's file systems were frozen while the snapshot was taken.
+      type: bool
+      sample: false
+    reason:
+      description: Why O(quiesce=auto) took the snapshot without freezing a running or paused guest (also a
+        warning), or V(null). With memory, or on a shut-off domain, nothing is frozen and there is no reason to give.
+      type: str
+      sample: "the guest agent of domain 'db01' did not answer: it did not answer within 20 s."
 deleted:
   description:
     - Names of the snapshots deleted (or that would be, in check mode), the named one first.

@@ -68,7 +68,7 @@ run_cases() {
 rm -f "$work"/failed-*
 run_cases mem ram_revert postmortem &
 mem_cases=$!
-run_cases disk quiesce merge &
+run_cases disk quiesce merge quiesce_modes &
 disk_cases=$!
 wait "$mem_cases" "$disk_cases"
 cat "$work/mem.log" "$work/disk.log"

@@ -71,6 +71,9 @@ def test_consistency_of_the_plan(mode, state, memory, silence, consistency, quie
     assert ('quiesce' in create.params['flags']) is quiesced
     assert create.params['quiesce'] == ({'mode': mode, 'timeout': 20.0} if quiesced else None)
     assert bool(made.warnings) is warned
+    assert made.quiesce == (None if mode == 'false' else
+                            {'mode': mode, 'quiesced': quiesced, 'reason': made.warnings[0].split('not quiesced: ')[1]
+                             .split(' (quiesce: auto goes on')[0] if warned else None})
     if warned:
         assert made.warnings[0].startswith("Snapshot 'nightly' of domain 'db01' is crash-consistent, not quiesced: ")
         assert '(quiesce: auto goes on without freezing; quiesce: true would have refused.)' in made.warnings[0]
@@ -127,7 +130,10 @@ def test_consistency_of_a_snapshot(xml, consistency):
 
 @pytest.mark.parametrize('metadata, snapshot, expected', [
     (None, 'nightly', "<vmsnap><quiesced snapshot=\"nightly\"/></vmsnap>"),
-    ("<vmsnap><quiesced snapshot=\"old\"/></vmsnap>", None, '<vmsnap/>'),
+    # nothing else in the element: it goes
+    ("<vmsnap><quiesced snapshot=\"old\"/></vmsnap>", None, None),
+    ("<vmsnap><started-from snapshot=\"good\" domain-id=\"7\"/><quiesced snapshot=\"old\"/></vmsnap>", None,
+     "<vmsnap><started-from snapshot=\"good\" domain-id=\"7\"/></vmsnap>"),
     # the start record of virt_start_from_snapshot stays
     ("<vmsnap><started-from snapshot=\"good\" domain-id=\"7\"/></vmsnap>", 'nightly',
      "<vmsnap><started-from snapshot=\"good\" domain-id=\"7\"/><quiesced snapshot=\"nightly\"/></vmsnap>"),
@@ -232,7 +238,7 @@ def test_a_quiesced_create_is_noted_bounded_and_unbound_again():
     runner, made = run(guest)
     assert made == 'made'
     assert guest.calls == [('agent timeout', 20), ('create', True, NOTED), ('agent timeout', -2)]
-    assert guest.metadata_xml == '<vmsnap/>'  # the note is gone once the snapshot has it
+    assert guest.metadata_xml is None  # the note is gone once the snapshot has it
     assert runner.warnings == []
 
 
@@ -246,7 +252,7 @@ def test_quiesce_true_thaws_after_a_failed_freeze_and_fails(failure):
     assert 'They are thawed; nothing was changed.' in caught.value.msg
     assert [call[0] for call in guest.calls] == ['agent timeout', 'create', 'thaw', 'thaw', 'thaw', 'agent timeout']
     assert guest.calls[-1] == ('agent timeout', -2)
-    assert guest.metadata_xml == '<vmsnap/>'
+    assert guest.metadata_xml is None
 
 
 def test_quiesce_auto_thaws_then_takes_it_crash_consistent_with_a_warning():
@@ -254,7 +260,8 @@ def test_quiesce_auto_thaws_then_takes_it_crash_consistent_with_a_warning():
     runner, made = run(guest, mode='auto')
     assert made == 'made'
     assert guest.calls == [('agent timeout', 20), ('create', True, NOTED), ('thaw',),
-                           ('create', False, '<vmsnap/>'), ('agent timeout', -2)]
+                           ('create', False, None), ('agent timeout', -2)]
+    assert runner.unquiesced.startswith('the guest agent did not freeze its file systems (Could not create snapshot')
     assert runner.warnings == [
         "Snapshot 'nightly' of domain 'db01' is crash-consistent, not quiesced: the guest agent did not freeze its "
         "file systems (Could not create snapshot 'nightly' of domain 'db01' on test:///default: Guest agent is not "
