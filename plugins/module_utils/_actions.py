@@ -73,6 +73,25 @@ def execute_or_decide_again(runner, snap, plan, name, decide):
     return (runner.execute(now, plan) if plan.changed else now), plan
 
 
+def thaw_after_failed_freeze(client, dom, snapshot, failure, backoff):
+    """Thaw the guest's file systems after a freeze for ``snapshot`` failed (``failure``), trying again while its
+    agent does not answer, as long as ``backoff`` (a Backoff) allows; a thaw that never succeeds fails loudly."""
+    while True:
+        try:
+            client.thaw_guest(dom)
+            return
+        except SnapshotError as exc:
+            last = exc
+            if not backoff.wait():
+                break
+    raise SnapshotError("Domain '%s' may have frozen file systems: its guest agent did not freeze them for snapshot "
+                        "'%s' in time (%s), and did not answer a thaw within %g s either (%s). A freeze still under "
+                        'way in the guest (a slow freeze hook) freezes them when it ends. Thaw them with `virsh '
+                        'domfsthaw %s` as soon as the agent answers (`virsh domfsinfo %s` shows them); no snapshot '
+                        'was taken.' % (dom.name(), snapshot, failure.msg.rstrip('.'), backoff.timeout,
+                                        last.msg.rstrip('.'), dom.name(), dom.name()), code=failure.code)
+
+
 class Runner:
     """Performs plans for one domain. ``command`` runs a program without a shell: (argv) -> (rc, stdout, stderr)."""
 
@@ -107,7 +126,9 @@ class Runner:
     # -> the snapshot object named like the plan's resulting snapshot, or None.
 
     def _perform_create(self, snap, plan, params, result):
-        if params.get('quiesce'):
+        if params.get('quiesce') and params['quiesce'].get('frozen'):
+            made = self._create_frozen(params)
+        elif params.get('quiesce'):
             made = self._create_quiesced(params)
         else:
             made = self._create(params['xml'], params['flags'], params['name'], params.get('journal'))
@@ -209,7 +230,8 @@ class Runner:
         except SnapshotError as failure:
             if not is_failed_freeze(failure):
                 raise
-            self._thaw_after_failed_freeze(name, failure, max(THAW_TIMEOUT, quiesce['timeout']))
+            thaw_after_failed_freeze(self.client, self.dom, name, failure,
+                                     self._backoff(max(THAW_TIMEOUT, quiesce['timeout']), first=0.5, cap=2.0))
             reason = failure.msg.rstrip('.')
             if quiesce['mode'] != 'auto':
                 raise SnapshotError("Snapshot '%s' of domain '%s' was not taken: the guest agent did not freeze its "
@@ -234,28 +256,22 @@ class Runner:
             if not quietly:
                 raise
 
+    def _create_frozen(self, params):
+        """Create while the group holds the guest's file systems frozen (_group): noted as quiesced, without
+        freezing again."""
+        self._note_quiesced(params['name'])
+        try:
+            made = self._create(params['xml'], [flag for flag in params['flags'] if flag != 'quiesce'],
+                                params['name'], params.get('journal'))
+        except SnapshotError:
+            self._end_quiesce(quietly=True)
+            raise
+        self._note_quiesced(None)
+        return made
+
     def _note_quiesced(self, name):
         """Set (``name``) or clear (None) the note that the snapshot being taken is quiesced."""
         self.client.set_domain_metadata(self.dom, with_quiesced_note(self.client.domain_metadata(self.dom), name))
-
-    def _thaw_after_failed_freeze(self, name, failure, timeout):
-        """Thaw the guest's file systems, trying for up to ``timeout`` seconds while its agent does not answer."""
-        backoff = self._backoff(timeout, first=0.5, cap=2.0)
-        while True:
-            try:
-                self.client.thaw_guest(self.dom)
-                return
-            except SnapshotError as exc:
-                last = exc
-                if not backoff.wait():
-                    break
-        raise SnapshotError("Domain '%s' may have frozen file systems: its guest agent did not freeze them for snapshot "
-                            "'%s' in time (%s), and did not answer a thaw within %g s either (%s). A freeze still "
-                            'under way in the guest (a slow freeze hook) freezes them when it ends. Thaw them with '
-                            '`virsh domfsthaw %s` as soon as the agent answers (`virsh domfsinfo %s` shows them); no '
-                            'snapshot was taken.' % (self.dom.name(), name, failure.msg.rstrip('.'), timeout,
-                                                     last.msg.rstrip('.'), self.dom.name(), self.dom.name()),
-                            code=failure.code)
 
     def _make_fresh_overlays_private(self, sources_before):
         """A revert to an external snapshot puts its disks on new overlays (<image>.<epoch seconds>) that libvirt

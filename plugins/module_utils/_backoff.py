@@ -16,6 +16,7 @@ class Backoff:
     of the start. ``clock`` and ``sleep`` are injectable (time.monotonic and time.sleep in a run)."""
 
     def __init__(self, *, timeout, first, cap, clock, sleep):
+        self.timeout = timeout
         self._deadline = clock() + timeout
         self._delay = first
         self._cap = cap

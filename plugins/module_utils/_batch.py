@@ -6,7 +6,7 @@
 # without a deprecation period. Do not use it outside this collection.
 
 """One module's work on many domains in one task: the domains chosen by name or glob, a bounded pool of workers,
-each domain's result or failure, a summary that names what failed, and domains held paused while a set is taken.
+each domain's result or failure, and a summary that names what failed (a set taken at one instant is _group).
 
 The work of one domain is a function ``work(name, item) -> (result, warnings)`` that raises SnapshotError to fail
 that domain only. It must not call the module (exit_json, fail_json, warn, run_command): workers run it in threads,
@@ -125,45 +125,3 @@ def summarize(outcomes, diff=False):
         text += ' Skipped %s: %s' % (', '.join(outcome.name for outcome in skipped), skipped[0].skipped)
     text += ' ' + ' '.join("%s: %s" % (outcome.name, outcome.error.msg) for outcome in failed)
     return result, warnings, SnapshotError(text, **result)
-
-
-def hold_still(client, doms, work):
-    """Pause ``doms`` (domain objects), run ``work()``, and resume every domain paused here, also when a pause or the
-    work fails, so that nothing is left paused. Returns (what work returned, record), where record lists the names
-    ``paused`` and ``resumed``.
-
-    A pause that fails stops the pausing and the work is not done. A resume that fails is tried for the other domains
-    all the same, then fails the task naming the domains left paused and how to resume them.
-    """
-    record = {'paused': [], 'resumed': []}
-    paused = []
-    failure = None
-    done = None
-    try:
-        for dom in doms:
-            client.suspend(dom)
-            paused.append(dom)
-            record['paused'].append(dom.name())
-        done = work()
-    except SnapshotError as exc:
-        failure = exc
-    finally:
-        stuck = []
-        for dom in paused:
-            try:
-                client.resume(dom)
-            except SnapshotError as exc:
-                stuck.append((dom.name(), exc.msg))
-            else:
-                record['resumed'].append(dom.name())
-    if stuck:
-        names = [name for name, dummy in stuck]
-        raise SnapshotError('%s %s left paused: resume %s with %s.%s' % (
-            ' '.join(message for dummy, message in stuck),
-            ('Domain %s is' if len(names) == 1 else 'Domains %s are') % ', '.join(names),
-            'it' if len(names) == 1 else 'them', ', '.join('`virsh resume %s`' % name for name in names),
-            (' Before that: %s' % failure.msg) if failure else ''), group=record)
-    if failure is not None:
-        raise SnapshotError('%s Nothing is left paused: every domain paused for the group (%s) was resumed.'
-                            % (failure.msg, ', '.join(record['resumed']) or 'none'), group=record)
-    return done, record

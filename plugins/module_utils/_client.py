@@ -502,6 +502,10 @@ class Client:
         seconds = libvirt.VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK if timeout is None else max(1, math.ceil(timeout))
         self._call('set the guest agent timeout of', dom.agentSetResponseTimeout, seconds, 0, domain=dom.name())
 
+    def freeze_guest(self, dom):
+        """Freeze the guest's file systems through its agent (`virsh domfsfreeze`); how many it froze."""
+        return self._agent_call('freeze the file systems of', dom.fsFreeze, None, 0, domain=dom.name())
+
     def thaw_guest(self, dom):
         """Thaw the guest's file systems through its agent (`virsh domfsthaw`); how many it thawed (0: none was
         frozen)."""

@@ -5,8 +5,8 @@
 # This module_utils file is private to the vmsnap.libvirt collection. It can change at any time,
 # without a deprecation period. Do not use it outside this collection.
 
-"""What a virt_snapshot task does to one domain (DomainRun: prepare, act, report) and to a group of domains taken at
-one instant (take_group); plan_for reads what the planner of the task's state needs, once, and decides."""
+"""What a virt_snapshot task does to one domain (DomainRun: prepare, act, report; a group of them is _group);
+plan_for reads what the planner of the task's state needs, once, and decides."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -202,42 +202,3 @@ def manage_domain(params, client, *, check_mode=False, diff=False, command=None,
     if not check_mode:
         run.act()
     return run.report(diff)
-
-
-def take_group(params, client, *, check_mode, diff, command, targets):
-    """consistency=group: plan every domain; if every plan holds, pause the running domains that get a new snapshot,
-    take all the snapshots, and resume what was paused, also when a snapshot fails. Returns (outcomes, record of
-    the domains paused and resumed).
-
-    A memory snapshot of a domain paused here would record 'paused', and reverting to it would leave the domain
-    paused. libvirt itself pauses a running domain while it saves an internal snapshot's memory and records
-    'running'; the group does the same: such a snapshot's record is set to 'running' before the domain resumes.
-    """
-    from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch
-    runs = [(name, DomainRun(dict(params, domain=name), client, dom, command)) for name, dom in targets]
-    planned = _batch.run_each(runs, lambda name, run: (run.prepare(), []), params['parallel'])
-    unplanned = [outcome.name for outcome in planned if not outcome.ok]
-    if unplanned:
-        reason = ('consistency: group takes the snapshots of every domain or of none, and %s cannot be snapshotted; '
-                  'nothing was paused or taken.' % ', '.join(unplanned))
-        return [outcome if not outcome.ok else _batch.Outcome(outcome.name, skipped=reason)
-                for outcome in planned], {'paused': [], 'resumed': []}
-    held = [run for dummy, run in runs if run.creates and run.plan.domain_state in _batch.RUNNING_STATES]
-    if check_mode:
-        names = [run.dom.name() for run in held]
-        return _batch.run_each(runs, lambda name, run: run.report(diff), params['parallel']), {
-            'paused': names, 'resumed': list(names)}
-
-    def take_one(name, run):
-        run.act('running' if run in held and run.saves_memory else None)
-        return None, []
-
-    def take():
-        return _batch.run_each(runs, take_one, params['parallel'])
-
-    taken, record = _batch.hold_still(client, [run.dom for run in held], take)
-    by_name = dict(runs)
-    reported = dict((outcome.name, outcome) for outcome in _batch.run_each(
-        [(outcome.name, by_name[outcome.name]) for outcome in taken if outcome.ok],
-        lambda name, run: run.report(diff), params['parallel']))
-    return [reported.get(outcome.name, outcome) for outcome in taken], record

@@ -97,11 +97,17 @@ options:
       - With O(domains) and O(state=present), V(independent) snapshots each domain on its own.
       - V(group) captures the set at one instant (a database and its application servers). Every domain is planned
         first; if any cannot be snapshotted, nothing is paused or taken. Then every running domain that gets a new
-        snapshot is paused, all the snapshots are taken, and the paused domains are resumed, also when a snapshot
-        fails, so that nothing is left paused; RV(group) lists the domains paused and resumed. Domains that were
-        paused or shut off already are left as they are.
-      - The domains stay paused while the snapshots are taken, which for memory snapshots is as long as saving the
-        largest guest's memory takes.
+        snapshot is held still, all the snapshots are taken, and the domains are let go, also when a snapshot
+        fails, so that nothing is left paused or frozen; RV(group) lists the domains held and let go, and how long
+        each was held. Domains that were paused or shut off already are left as they are.
+      - A running domain is held still by a pause, unless its snapshot is disk-only and O(quiesce) quiesces it: then
+        its file systems are frozen through its agent instead (C(virsh domfsfreeze)), and thawed once every snapshot
+        is taken, so the set is application-consistent and no guest stops. The freeze is bounded by
+        O(quiesce_timeout); a freeze that fails is thawed, and then fails the task with O(quiesce=true), or pauses
+        that domain instead with O(quiesce=auto) (its snapshot is then crash-consistent, with a warning).
+      - Paused domains stay paused while the snapshots are taken, which for memory snapshots is as long as saving the
+        largest guest's memory takes; frozen ones stay frozen as long as the disk-only snapshots take (well under a
+        second each).
       - A memory snapshot of a domain the group paused records the state V(running), as libvirt does for a domain it
         pauses itself while it saves the memory; reverting to it resumes the domain.
       - A snapshot that fails while the set is paused leaves the others taken; the task fails and names it. Running
@@ -742,8 +748,9 @@ results:
         case-sensitive."
 group:
   description:
-    - With O(consistency=group), the domains paused to take the set at one instant, and those resumed afterwards
-      (in check mode, those that would be). Both lists are the same unless a resume failed, which fails the task.
+    - With O(consistency=group), the domains held still to take the set at one instant, how, and for how long (in
+      check mode, those that would be). RV(group.paused) and RV(group.resumed) are the same unless a resume failed,
+      RV(group.frozen) and RV(group.thawed) unless a thaw failed; either fails the task.
   returned: with O(consistency=group)
   type: dict
   contains:
@@ -751,17 +758,32 @@ group:
       description: Names of the domains paused.
       type: list
       elements: str
-      sample: [db01, app01]
+      sample: [app01]
     resumed:
       description: Names of the domains resumed.
       type: list
       elements: str
-      sample: [db01, app01]
-  sample: {paused: [db01, app01], resumed: [db01, app01]}
+      sample: [app01]
+    frozen:
+      description: Names of the domains whose file systems were frozen through their agents instead of pausing them.
+      type: list
+      elements: str
+      sample: [db01]
+    thawed:
+      description: Names of the domains thawed.
+      type: list
+      elements: str
+      sample: [db01]
+    seconds:
+      description: For each domain held, how many seconds it stayed paused or frozen; V(null) in check mode.
+      type: dict
+      sample: {db01: 0.412, app01: 0.388}
+  sample: {paused: [app01], resumed: [app01], frozen: [db01], thawed: [db01], seconds: {db01: 0.412, app01: 0.388}}
 '''
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _common
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._domain_run import manage_domain, take_group
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._domain_run import manage_domain
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._group import take_group
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._options import check_options
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._read import qemu_img

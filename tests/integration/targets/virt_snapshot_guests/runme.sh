@@ -9,6 +9,10 @@
 #                      image under the new overlay holds a clean, frozen ext4
 #     merge.yml        that snapshot merged while the guest appends fsynced records: the guest runs on its base image
 #                      again, and after a clean shutdown the image checks clean and holds every record
+#     quiesce_modes.yml  the guest started again: quiesce true and auto with the agent stopped, the guest paused, and
+#                      a freeze hook slower than quiesce_timeout; the guest is thawed after each
+#   both guests, after the cases above
+#     group.yml        a quiesced disk-only group snapshot freezes both guests instead of pausing them, and thaws both
 # The two guests' cases run side by side. Every case runs, even when an earlier one failed (merge.yml then fails
 # loudly: it merges quiesce.yml's snapshot); the script fails when any did, naming them. The guests are removed however
 # the run ends.
@@ -72,6 +76,9 @@ run_cases disk quiesce merge quiesce_modes &
 disk_cases=$!
 wait "$mem_cases" "$disk_cases"
 cat "$work/mem.log" "$work/disk.log"
+# Then the case of both guests at once.
+run_cases both group
+cat "$work/both.log"
 
 mapfile -t failed < <(cat "$work"/failed-* 2>/dev/null)
 if ((${#failed[@]})); then

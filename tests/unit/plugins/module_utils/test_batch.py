@@ -2,8 +2,8 @@
 # Copyright: vmsnap.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Unit tests of _batch: choosing domains by name and glob, the worker pool, the summary of a partial failure, and
-the bookkeeping of a group held paused, with failures injected through a fake client."""
+"""Unit tests of _batch: choosing domains by name and glob, the worker pool and the summary of a partial failure,
+with failures injected through a fake client."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -178,73 +178,3 @@ def test_summary_of_skipped_domains():
     result, dummy, failure = _batch.summarize(outcomes)
     assert result['results'][1] == {'domain': 'b', 'changed': False, 'skipped': True, 'msg': 'Not taken.'}
     assert failure.msg == 'Failed on 1 of 2 domains (a); no other domain was handled. Skipped b: Not taken. a: a cannot.'
-
-
-# -- holding a group still --------------------------------------------------------------------------------------------
-
-def test_hold_still_pauses_runs_and_resumes_everything():
-    client = FakeClient()
-    doms = [FakeDomain(name) for name in ('db', 'app1', 'app2')]
-
-    def work():
-        assert client.paused == set(['db', 'app1', 'app2'])
-        return 'taken'
-
-    done, record = _batch.hold_still(client, doms, work)
-    assert done == 'taken'
-    assert record == {'paused': ['db', 'app1', 'app2'], 'resumed': ['db', 'app1', 'app2']}
-    assert client.paused == set()
-
-
-def test_hold_still_resumes_everything_when_the_work_fails():
-    client = FakeClient()
-    doms = [FakeDomain(name) for name in ('db', 'app1')]
-
-    def work():
-        raise SnapshotError('The snapshot of app1 failed.')
-
-    with pytest.raises(SnapshotError) as caught:
-        _batch.hold_still(client, doms, work)
-    assert client.paused == set()
-    assert caught.value.msg == ('The snapshot of app1 failed. Nothing is left paused: every domain paused for the '
-                                'group (db, app1) was resumed.')
-    assert caught.value.details['group'] == {'paused': ['db', 'app1'], 'resumed': ['db', 'app1']}
-
-
-def test_hold_still_resumes_everything_when_the_work_has_a_bug():
-    client = FakeClient()
-
-    def work():
-        raise ZeroDivisionError()
-
-    with pytest.raises(ZeroDivisionError):
-        _batch.hold_still(client, [FakeDomain('db'), FakeDomain('app')], work)
-    assert client.paused == set()
-
-
-def test_hold_still_undoes_the_pauses_when_a_pause_fails_and_does_not_work():
-    client = FakeClient(fail_pause=['app2'])
-    worked = []
-    doms = [FakeDomain(name) for name in ('db', 'app1', 'app2', 'app3')]
-    with pytest.raises(SnapshotError) as caught:
-        _batch.hold_still(client, doms, lambda: worked.append(True))
-    assert worked == []
-    assert client.paused == set()
-    assert ('pause', 'app3') not in client.calls
-    assert caught.value.details['group'] == {'paused': ['db', 'app1'], 'resumed': ['db', 'app1']}
-    assert caught.value.msg.startswith("Could not pause domain 'app2'. Nothing is left paused")
-
-
-def test_hold_still_tries_every_resume_and_names_what_it_left_paused():
-    client = FakeClient(fail_resume=['app1'])
-    doms = [FakeDomain(name) for name in ('db', 'app1', 'app2')]
-
-    def work():
-        raise SnapshotError('The snapshot of db failed.')
-
-    with pytest.raises(SnapshotError) as caught:
-        _batch.hold_still(client, doms, work)
-    assert client.paused == set(['app1'])
-    assert caught.value.details['group'] == {'paused': ['db', 'app1', 'app2'], 'resumed': ['db', 'app2']}
-    assert caught.value.msg == ("Could not resume domain 'app1'. Domain app1 is left paused: resume it with "
-                                '`virsh resume app1`. Before that: The snapshot of db failed.')

@@ -154,11 +154,14 @@ def test_domains_revert(run, fleet):
 def test_group_pauses_takes_resumes_and_records_running(run, fleet):
     fleet.conn.lookupByName('db1').suspend()  # paused by someone else: left paused, records 'paused'
     check = ok(run(check_mode=True, domains=['app*', 'db1'], name='set', consistency='group'))
-    assert check['group'] == {'paused': ['app1', 'app2'], 'resumed': ['app1', 'app2']}
+    assert check['group'] == {'paused': ['app1', 'app2'], 'resumed': ['app1', 'app2'], 'frozen': [], 'thawed': [],
+                              'seconds': {'app1': None, 'app2': None}}
     assert fleet.snapshot_names('app1') == []
 
     taken = ok(run(domains=['app*', 'db1'], name='set', consistency='group'))
-    assert taken['group'] == {'paused': ['app1', 'app2'], 'resumed': ['app1', 'app2']}
+    assert dict(taken['group'], seconds=None) == {'paused': ['app1', 'app2'], 'resumed': ['app1', 'app2'],
+                                                  'frozen': [], 'thawed': [], 'seconds': None}
+    assert sorted(taken['group']['seconds']) == ['app1', 'app2']
     assert check['diff'] == taken['diff']
     assert [(item['domain'], item['snapshot']['state'], item['domain_state']) for item in taken['results']] == [
         ('app1', 'running', 'running'), ('app2', 'running', 'running'), ('db1', 'paused', 'paused')]
@@ -172,7 +175,7 @@ def test_group_pauses_takes_resumes_and_records_running(run, fleet):
 
     again = ok(run(domains=['app*', 'db1'], name='set', consistency='group'))
     assert again['changed'] is False
-    assert again['group'] == {'paused': [], 'resumed': []}
+    assert again['group'] == {'paused': [], 'resumed': [], 'frozen': [], 'thawed': [], 'seconds': {}}
 
 
 def test_group_resumes_everything_when_a_snapshot_fails(run, fleet, monkeypatch):
@@ -189,7 +192,8 @@ def test_group_resumes_everything_when_a_snapshot_fails(run, fleet, monkeypatch)
     result = run(domains=['app1', 'app2', 'db1'], name='set', consistency='group', parallel=1)
     message = failed(result)
     assert message.startswith('Failed on 1 of 3 domains (app2); the other 2 were handled, see results. app2: ')
-    assert result['group'] == {'paused': ['app1', 'app2', 'db1'], 'resumed': ['app1', 'app2', 'db1']}
+    assert dict(result['group'], seconds=None) == {'paused': ['app1', 'app2', 'db1'], 'resumed': ['app1', 'app2', 'db1'],
+                                                   'frozen': [], 'thawed': [], 'seconds': None}
     # every domain was paused while the snapshots were taken, and none is paused now
     assert set(state for dummy, state in paused_when_taken) == set(['paused'])
     assert [state_of(fleet, name) for name in ('app1', 'app2', 'db1')] == ['running'] * 3
@@ -207,7 +211,7 @@ def test_group_takes_nothing_when_a_domain_cannot_be_snapshotted(run, fleet, mon
                               'consistency: group takes the snapshots of every domain or of none, and spare cannot be '
                               'snapshotted; nothing was paused or taken.')
     assert pauses == []
-    assert result['group'] == {'paused': [], 'resumed': []}
+    assert result['group'] == {'paused': [], 'resumed': [], 'frozen': [], 'thawed': [], 'seconds': {}}
     assert [by_domain(result)[name].get('skipped') for name in ('app1', 'app2')] == [True, True]
     assert fleet.snapshot_names('app1') == []
 
