@@ -42,7 +42,6 @@ STATE_OPTIONS = {
 }
 
 
-
 def quiesce_mode(params):
     """quiesce as 'true', 'false' or 'auto' (the module gives strings; a caller of the planners may give a bool)."""
     value = params.get('quiesce')

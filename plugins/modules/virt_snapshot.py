@@ -100,7 +100,7 @@ options:
         snapshot is held still, all the snapshots are taken, and the domains are let go, also when a snapshot
         fails, so that nothing is left paused or frozen; RV(group) lists the domains held and let go, and how long
         each was held. Domains that were paused or shut off already are left as they are.
-      - A running domain is held still by a pause, unless its snapshot is disk-only and O(quiesce) quiesces it: then
+      - A running domain is held still by a pause, unless its snapshot is disk-only and O(quiesce) quiesces it; then
         its file systems are frozen through its agent instead (C(virsh domfsfreeze)), and thawed once every snapshot
         is taken, so the set is application-consistent and no guest stops. The freeze is bounded by
         O(quiesce_timeout); a freeze that fails is thawed, and then fails the task with O(quiesce=true), or pauses
@@ -258,7 +258,7 @@ options:
         changes, naming why. A freeze that fails or runs out of O(quiesce_timeout) is thawed and fails the task.
       - V(auto) quiesces where the agent answers, and otherwise takes a crash-consistent snapshot with a warning
         that says why (a paused guest, an agent that does not answer, a freeze that failed and was thawed). With
-        memory, or on a shut-off domain, nothing is frozen: such snapshots are consistent anyway.
+        memory, or on a shut-off domain, nothing is frozen, since such snapshots are consistent anyway.
       - V(false) never freezes.
       - Whether the agent answers is asked before acting (reading the guest's clock, which changes nothing), so
         check mode predicts V(quiesced) or the refusal.
@@ -268,8 +268,8 @@ options:
     default: 'false'
   quiesce_timeout:
     description:
-      - How many seconds the guest agent has to answer, when O(quiesce) freezes the guest: the question whether it
-        answers, the freeze (the agent's freeze hooks included), and the thaw after a freeze that failed.
+      - How many seconds the guest agent has to answer, when O(quiesce) freezes the guest; this bounds the question
+        whether it answers, the freeze (the agent's freeze hooks included), and the thaw after a freeze that failed.
       - For the time of the snapshot libvirt waits at most this long for each answer of the domain's agent; afterwards
         it waits as long as it takes again (libvirt's default for a domain, which a timeout set with
         C(virsh guest-agent-timeout) before is not restored to).
