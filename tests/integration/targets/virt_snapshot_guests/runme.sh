@@ -4,7 +4,9 @@
 #   <prefix>mem  (--on-crash preserve)
 #     ram_revert.yml   a memory snapshot and a revert bring back what only lived in RAM: a process and a tmpfs file
 #     postmortem.yml   the kernel panics; the guest is started from a good snapshot, its crashed state kept as one
-#     boot_again.yml   the guest (stopped by postmortem.yml) booted again for group.yml
+#     boot_again.yml   the guest (stopped by postmortem.yml) booted again
+#     live.yml         a live external memory snapshot (live: true); a revert to it brings the memory back where
+#                      libvirt can revert external snapshots (9.9+), and is refused before acting elsewhere (9.0)
 #   <prefix>disk
 #     quiesce.yml      a disk-only external snapshot with quiesce: the agent froze and thawed the file system, and the
 #                      image under the new overlay holds a clean, frozen ext4
@@ -71,7 +73,7 @@ run_cases() {
 
 # The two guests' cases run side by side (two guests, two cores); their logs are printed when both are done.
 rm -f "$work"/failed-*
-run_cases mem ram_revert postmortem boot_again &
+run_cases mem ram_revert postmortem boot_again live &
 mem_cases=$!
 run_cases disk quiesce merge quiesce_modes &
 disk_cases=$!
