@@ -129,11 +129,23 @@ def is_missing(error, what):
     return error.code is not None and error.code == getattr(libvirt, _MISSING[what])
 
 
+# libvirt's errors of the guest agent: before 11 a timeout is UNRESPONSIVE ("Guest agent not available for now");
+# libvirt 11 has codes of its own for a command that timed out or failed ("guest agent command timed out"), which a
+# libvirt-python built against an older libvirt does not name.
+_AGENT_ERRORS = ('VIR_ERR_AGENT_UNRESPONSIVE', 'VIR_ERR_AGENT_UNSYNCED', 'VIR_ERR_AGENT_COMMAND_TIMEOUT',
+                 'VIR_ERR_AGENT_COMMAND_FAILED')
+
+
+def is_agent_error(error):
+    """Whether a SnapshotError is the guest agent not answering (in time), out of sync, or failing a command."""
+    codes = [getattr(libvirt, name) for name in _AGENT_ERRORS if hasattr(libvirt, name)]
+    return error.code in codes or 'guest agent' in error.msg.lower()
+
+
 def is_failed_freeze(error):
     """Whether a SnapshotError of a create with QUIESCE is the guest agent failing the freeze: no answer in time,
     out of sync, or an error of its own (a freeze hook that failed, a file system that cannot freeze)."""
-    codes = [getattr(libvirt, name) for name in ('VIR_ERR_AGENT_UNRESPONSIVE', 'VIR_ERR_AGENT_UNSYNCED')]
-    return error.code in codes or 'fsfreeze' in error.msg.lower()
+    return is_agent_error(error) or 'fsfreeze' in error.msg.lower()
 
 
 def unless_missing(what, func, *args, default=None):
@@ -276,7 +288,7 @@ class Client:
             return 'Check the snapshot name with `virsh snapshot-list DOMAIN`.'
         if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT):
             return 'The connection to libvirt failed; check that the daemon still runs, then run the task again.'
-        if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE:
+        if code == libvirt.VIR_ERR_AGENT_UNRESPONSIVE or code == getattr(libvirt, 'VIR_ERR_AGENT_COMMAND_TIMEOUT', None):
             return 'The QEMU guest agent in the guest did not answer (it is not running, or took longer than allowed).'
         if "Invalid job ID 'internal-snapshot-" in (exc.get_error_message() or ''):
             return QEMU_JOB_NAME_HINT
@@ -520,8 +532,8 @@ class Client:
             if code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED:
                 hint = 'The domain has no QEMU guest agent channel (org.qemu.guest_agent.0).'
                 raise AgentAbsent(self.error(what, exc, hint=hint, **where).msg, code=code)
-            if code in (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED,
-                        libvirt.VIR_ERR_OPERATION_INVALID):
+            if code == libvirt.VIR_ERR_OPERATION_INVALID or code in [getattr(libvirt, name) for name in _AGENT_ERRORS
+                                                                     if hasattr(libvirt, name)]:
                 raise AgentUnavailable(self.error(what, exc, hint='The guest agent does not answer (yet).',
                                                   **where).msg, code=code)
             raise self.error(what, exc, **where)
