@@ -39,6 +39,8 @@ other_packages=(
     make git rsync shellcheck
     # ansible-test integration (it runs ssh-keygen even for --local)
     openssh-client
+    # the demo's and snapshot_guard_guests' local apt repository (hacking/demo/build-app.sh: dpkg-scanpackages)
+    dpkg-dev
 )
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]; }
