@@ -68,9 +68,9 @@ ECHO_PORT = 7777
 DIRT_PORT = 7778
 RECORD = struct.Struct('!QQ')  # sequence number, send time (ns, CLOCK_MONOTONIC)
 
-BASELINE, INTERNAL, EXTERNAL, LIVE, VIRSH = ('baseline (no snapshot)', 'internal (module)',
-                                              'external (module, live: false)', 'external live (module, live: true)',
-                                              'virsh snapshot-create-as --live')
+BASELINE, INTERNAL, EXTERNAL, LIVE, VIRSH = (
+    'baseline (no snapshot)', 'internal (module)', 'external (module, live: false)',
+    'external live (module, live: true)', 'virsh snapshot-create-as --live')
 METHODS = (BASELINE, INTERNAL, EXTERNAL, LIVE, VIRSH)
 EVENT_NAMES = {libvirt.VIR_DOMAIN_EVENT_SUSPENDED: 'suspended', libvirt.VIR_DOMAIN_EVENT_RESUMED: 'resumed',
                libvirt.VIR_DOMAIN_EVENT_STARTED: 'started', libvirt.VIR_DOMAIN_EVENT_STOPPED: 'stopped'}
@@ -141,6 +141,7 @@ while True:
     time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
 '''
 
+
 # -- the probe: its own process, so that nothing in this one (the module, the GIL) delays its timestamps -------------
 
 def probe_main(host, port, log_path, uri, domain, interval):
@@ -157,9 +158,11 @@ def probe_main(host, port, log_path, uri, domain, interval):
     libvirt.virEventRegisterDefaultImpl()
     conn = libvirt.open(uri)
     dom = conn.lookupByName(domain)
-    conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                lambda c, d, event, detail, opaque: log('e %d %d %d' % (time.monotonic_ns(), event,
-                                                                                         detail)), None)
+
+    def lifecycle(conn_, dom_, event, detail, opaque):
+        log('e %d %d %d' % (time.monotonic_ns(), event, detail))
+
+    conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None)
 
     def events():
         while True:
@@ -756,16 +759,16 @@ def main(argv=None):
                  if method in summary)
     extra_lines = [
         'guest: %d MiB, 1 vCPU, type=qemu (software emulation); %d MiB rewritten before each run, a process '
-        'rewriting %d MiB 4 times a second throughout; boot took %.0f s' % (args.memory, args.dirty, args.busy,
-                                                                          extra['boot_s']),
+        'rewriting %d MiB 4 times a second throughout; boot took %.0f s'
+        % (args.memory, args.dirty, args.busy, extra['boot_s']),
         'probe: %s, a 16-byte message every %.0f ms, idle answer time %.1f ms (median)' % (
             extra['probe_path'], args.interval * 1000, extra['idle_answer_time_median_s'] * 1000),
         'memory file mode after the create: %s; modes seen while it was written: %s' % (
             ', '.join('%s %s' % (SHORT[method], '/'.join(value)) for method, value in modes.items()),
             ', '.join('%s %s' % (SHORT[method], '/'.join(summary[method]['memory_file_modes_while_saved']))
                       for method in modes)),
-        'memory file size (median MiB): %s' % ', '.join('%s %d' % (SHORT[method], summary[method]['memory_file_mib'])
-                                                       for method in modes),
+        'memory file size (median MiB): %s'
+        % ', '.join('%s %d' % (SHORT[method], summary[method]['memory_file_mib']) for method in modes),
         'snapshot state recorded by libvirt: %s' % ', '.join('%s %s' % (SHORT[method], '/'.join(
             summary[method]['recorded_states'])) for method in (INTERNAL, EXTERNAL, LIVE, VIRSH) if method in summary),
         'code: %s, work tree changes in %s' % (version['commit'],
