@@ -73,17 +73,24 @@ def execute_or_decide_again(runner, snap, plan, name, decide):
     return (runner.execute(now, plan) if plan.changed else now), plan
 
 
-def thaw_after_failed_freeze(client, dom, snapshot, failure, backoff):
-    """Thaw the guest's file systems after a freeze for ``snapshot`` failed (``failure``), trying again while its
-    agent does not answer, as long as ``backoff`` (a Backoff) allows; a thaw that never succeeds fails loudly."""
+def thaw_within(client, dom, backoff):
+    """Thaw the guest's file systems, trying again while its agent does not answer, as long as ``backoff`` (a
+    Backoff) allows. None once thawed, else the last failure."""
     while True:
         try:
             client.thaw_guest(dom)
-            return
+            return None
         except SnapshotError as exc:
-            last = exc
             if not backoff.wait():
-                break
+                return exc
+
+
+def thaw_after_failed_freeze(client, dom, snapshot, failure, backoff):
+    """Thaw the guest's file systems after a freeze for ``snapshot`` failed (``failure``), while ``backoff`` allows;
+    a thaw that never succeeds fails loudly."""
+    last = thaw_within(client, dom, backoff)
+    if last is None:
+        return
     raise SnapshotError("Domain '%s' may have frozen file systems: its guest agent did not freeze them for snapshot "
                         "'%s' in time (%s), and did not answer a thaw within %g s either (%s). A freeze still under "
                         'way in the guest (a slow freeze hook) freezes them when it ends. Thaw them with `virsh '

@@ -15,7 +15,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch
-from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import THAW_TIMEOUT, thaw_after_failed_freeze
+from ansible_collections.vmsnap.libvirt.plugins.module_utils._actions import THAW_TIMEOUT, thaw_after_failed_freeze, thaw_within
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._backoff import Backoff
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._domain_run import DomainRun
 from ansible_collections.vmsnap.libvirt.plugins.module_utils._errors import SnapshotError
@@ -182,17 +182,12 @@ def _let_go(client, hold, frozen):
     if not frozen:
         client.resume(hold.dom)
         return
-    backoff = hold.backoff(max(THAW_TIMEOUT, hold.freeze['timeout']))
     try:
-        while True:
-            try:
-                client.thaw_guest(hold.dom)
-                return
-            except SnapshotError:
-                if not backoff.wait():
-                    raise
+        failure = thaw_within(client, hold.dom, hold.backoff(max(THAW_TIMEOUT, hold.freeze['timeout'])))
     finally:
         client.bound_agent(hold.dom, None)
+    if failure is not None:
+        raise failure
 
 
 def _left_over(stuck):
