@@ -129,4 +129,5 @@ fi
 step "5. The story happened"
 say "${green}ok${plain}  web1, web3: release 2 installed, service active, health URL answers 2.0"
 say "${green}ok${plain}  web2: rolled back to the guard snapshot: release 1 installed and healthy; the broken state is kept"
-say "    as a snapshot. Its clock is as the revert left it (see above): a memory snapshot resumes with the clock it had."
+say "    as a snapshot. It resumed with the clock of the snapshot; the revert set it from the host's through the guest"
+say "    agent (see 'clock at' above)."
