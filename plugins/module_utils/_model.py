@@ -242,12 +242,7 @@ def with_start_record(metadata, snapshot, domain_id, preserved):
     ``metadata`` is the element as virDomainGetMetadata returns it (without its namespace), or None when the domain has
     none; whatever else it holds is kept.
     """
-    if metadata:
-        root = parse_xml(metadata, 'the %s metadata of the domain' % VMSNAP_METADATA_KEY)
-    else:
-        root = etree.Element(VMSNAP_METADATA_KEY)
-    for old in root.findall(START_RECORD):
-        root.remove(old)
+    root = _metadata_without(metadata, START_RECORD)
     record = etree.SubElement(root, START_RECORD, snapshot=snapshot)
     record.set('domain-id', str(domain_id))
     if preserved:
@@ -255,15 +250,22 @@ def with_start_record(metadata, snapshot, domain_id, preserved):
     return to_xml(root)
 
 
-def with_quiesced_note(metadata, snapshot):
-    """The collection's metadata element with the quiesce note for ``snapshot`` (None: without a note), for
-    virDomainSetMetadata; whatever else it holds (a start record) is kept. None when nothing is left in it."""
+def _metadata_without(metadata, tag):
+    """The collection's metadata element (as virDomainGetMetadata returns it, or None for a new one) parsed, without
+    its ``tag`` children."""
     if metadata:
         root = parse_xml(metadata, 'the %s metadata of the domain' % VMSNAP_METADATA_KEY)
     else:
         root = etree.Element(VMSNAP_METADATA_KEY)
-    for old in root.findall(QUIESCED_NOTE):
+    for old in root.findall(tag):
         root.remove(old)
+    return root
+
+
+def with_quiesced_note(metadata, snapshot):
+    """The collection's metadata element with the quiesce note for ``snapshot`` (None: without a note), for
+    virDomainSetMetadata; whatever else it holds (a start record) is kept. None when nothing is left in it."""
+    root = _metadata_without(metadata, QUIESCED_NOTE)
     if snapshot is not None:
         etree.SubElement(root, QUIESCED_NOTE, snapshot=snapshot)
     elif len(root) == 0 and not root.attrib:
