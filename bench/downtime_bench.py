@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import io
 import json
 import os
 import platform
@@ -384,17 +383,7 @@ class Module:
         self.uri = uri
 
     def run(self, args):
-        from ansible.module_utils.testing import patch_module_args
-        from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
-        output = io.StringIO()
-        with patch_module_args(dict(args, uri=self.uri)), contextlib.redirect_stdout(output):
-            try:
-                virt_snapshot.main()
-            except SystemExit as exc:
-                if exc.code not in (0, None):
-                    raise SystemExit('virt_snapshot %s failed in-process: %s' % (args, output.getvalue()[-4000:]))
-        return json.loads(output.getvalue())
-
+        return info_bench.virt_snapshot_in_process(self.uri, args)
 
 def disk_of(conn, name):
     """(target, source) of the guest's one disk."""

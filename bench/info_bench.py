@@ -29,8 +29,10 @@ Timings live here and in bench/results/, never in tests. Run with the project's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -68,6 +70,21 @@ def collection_path():
 def testctl(uri, *args):
     return subprocess.run([sys.executable, TESTCTL, '--uri', uri] + list(args), check=True, capture_output=True,
                           text=True).stdout
+
+
+def virt_snapshot_in_process(uri, args):
+    """virt_snapshot's main() in this process (the module without Ansible's per-task cost): its result, parsed; a
+    SystemExit with the module's output when it fails. The collection must be importable (collection_path())."""
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
+    output = io.StringIO()
+    with patch_module_args(dict(args, uri=uri)), contextlib.redirect_stdout(output):
+        try:
+            virt_snapshot.main()
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise SystemExit('virt_snapshot %s failed in-process: %s' % (args, output.getvalue()[-4000:])) from None
+    return json.loads(output.getvalue())
 
 
 def parents_for(count, shape, seed=42):

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import datetime
-import io
 import json
 import os
 import platform
@@ -102,15 +100,7 @@ class Runner:
 
     def in_process(self, args):
         """virt_snapshot's main() in this process: the module without Ansible's per-task cost."""
-        from ansible.module_utils.testing import patch_module_args
-        from ansible_collections.vmsnap.libvirt.plugins.modules import virt_snapshot
-        output = io.StringIO()
-        with patch_module_args(dict(args, uri=self.uri)), contextlib.redirect_stdout(output):
-            try:
-                virt_snapshot.main()
-            except SystemExit as exc:
-                if exc.code not in (0, None):
-                    raise SystemExit('virt_snapshot failed in-process: %s' % output.getvalue()[-4000:])
+        info_bench.virt_snapshot_in_process(self.uri, args)
 
     def floor(self, name):
         subprocess.run([sys.executable, '-c', FLOOR, self.uri, self.prefix, str(FLEET_SIZE), name], check=True)
