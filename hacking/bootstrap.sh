@@ -37,10 +37,13 @@ other_packages=(
     pkg-config gcc
     # the Makefile and sanity tests
     make git rsync shellcheck
-    # ansible-test integration (it runs ssh-keygen even for --local)
-    openssh-client
+    # ansible-test integration (it runs ssh-keygen even for --local); pgrep for testctl_selftest (a minbase root, as
+    # hacking/test-in-bpo-root.sh makes, has no procps)
+    openssh-client procps
     # the demo's and snapshot_guard_guests' local apt repository (hacking/demo/build-app.sh: dpkg-scanpackages)
     dpkg-dev
+    # make integration-backports (hacking/test-in-bpo-root.sh): the root's debootstrap, the loopback of its namespace
+    debootstrap iproute2
 )
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]; }
