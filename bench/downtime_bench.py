@@ -385,6 +385,7 @@ class Module:
     def run(self, args):
         return info_bench.virt_snapshot_in_process(self.uri, args)
 
+
 def disk_of(conn, name):
     """(target, source) of the guest's one disk."""
     root = etree.fromstring(conn.lookupByName(name).XMLDesc(0))
