@@ -13,6 +13,8 @@
               in this process with 4 workers sharing one libvirt connection vs a connection each (and 1 worker).
   6. downtime how long a real guest stops for each kind of snapshot with memory: bench/downtime_bench.py (its own
               benchmark, run from here; a real Debian guest, about 5 minutes).
+  7. group    the longest stop in a consistent group of 3 real guests (frozen, paused, with memory) against one
+              guest's snapshot: bench/group_bench.py (its own benchmark, run from here; about 5 minutes).
 
 Every method runs as its own process (ansible-playbook, or python for the floor) and is timed by the wall clock, the
 way a user meets it. Fleet and parallel also time "in-process": the module's main() called in this process, which
@@ -23,7 +25,7 @@ table gives medians and the ratios measured in the same run.
 The domains are throwaway (vmsnap_testctl, names starting with vmsnap-bench-fleet-<pid>-) and are removed at the end,
 whatever happened. Results, with the machine, the versions, the load and the date, go to bench/results/.
 Timings live here and in bench/results/, never in tests. Run with the project's virtual environment:
-    .venv/bin/python bench/suite.py [--quick] [--skip-info] [--skip-downtime] [--no-save]
+    .venv/bin/python bench/suite.py [--quick] [--skip-info] [--skip-downtime] [--skip-group] [--no-save]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -286,10 +289,11 @@ def bench_info(args):
             'runs': report['runs'] if report else None, 'verdicts': [{'text': line} for line in verdicts]}
 
 
-def bench_downtime(args):
-    """bench/downtime_bench.py, the guest-stop benchmark, as its own process; its report is read back (the table rows
-    are the guest's stop in seconds, not wall-clock times; base: the internal snapshot)."""
-    argv = [sys.executable, os.path.join(BENCH, 'downtime_bench.py'), '--uri', args.uri]
+def bench_guests(args, name, script, what, base, verdict_prefix):
+    """A real-guest benchmark (bench/downtime_bench.py, bench/group_bench.py) as its own process; its report is read
+    back. The table rows are guest stops in seconds, not wall-clock times; base: the method the others are set
+    against."""
+    argv = [sys.executable, os.path.join(BENCH, script), '--uri', args.uri]
     if args.quick:
         argv.append('--quick')
     if args.no_save:
@@ -297,19 +301,19 @@ def bench_downtime(args):
     done = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(done.stdout)
     if done.returncode != 0:
-        raise SystemExit('bench/downtime_bench.py failed')
+        raise SystemExit('bench/%s failed' % script)
     written = re.search(r'^written: (\S+\.json),', done.stdout, re.MULTILINE)
-    what = 'guest stop (s) per snapshot with memory, real guest (bench/downtime_bench.py)'
     if not written:  # --no-save: only the verdict lines it printed
-        verdicts = [line for line in done.stdout.splitlines() if line.startswith('external live ')]
-        return {'name': 'downtime', 'what': what, 'verdicts': [{'text': line} for line in verdicts]}
+        verdicts = [line for line in done.stdout.splitlines() if line.startswith(verdict_prefix)]
+        return {'name': name, 'what': what, 'verdicts': [{'text': line} for line in verdicts]}
     with open(written.group(1)) as source:
         report = json.load(source)
-    import downtime_bench  # its methods, in its order
+    module = importlib.import_module(os.path.splitext(script)[0])  # its methods, in its order
     results = dict((method, dict((key, report['summary'][method][key]) for key in ('median', 'min', 'max', 'runs')))
-                   for method in downtime_bench.METHODS if method in report['summary'])
-    return {'name': 'downtime', 'what': what, 'report_file': written.group(1), 'results': results,
-            'base': 'internal (module)', 'verdicts': report['verdicts']}
+                   for method in module.METHODS if method in report['summary'])
+    verdicts = report.get('verdicts') or [{'text': line} for line in report.get('comparisons', [])]
+    return {'name': name, 'what': what, 'report_file': written.group(1), 'results': results, 'base': base,
+            'verdicts': verdicts}
 
 
 # -- reporting --------------------------------------------------------------------------------------------------------
@@ -365,18 +369,23 @@ def main(argv=None):
     parser.add_argument('--uri', default=os.environ.get('VMSNAP_URI', 'qemu:///system'))
     parser.add_argument('--quick', action='store_true', help='fewer runs of each method (3, the loop 1), info without '
                                                              'virsh: a smoke test of the suite, not a measurement')
-    parser.add_argument('--only', choices=['fleet', 'noop', 'info', 'parallel', 'connections', 'downtime'], action='append',
+    parser.add_argument('--only', choices=['fleet', 'noop', 'info', 'parallel', 'connections', 'downtime', 'group'],
+                        action='append',
                         help='run only these benchmarks (repeatable)')
     parser.add_argument('--skip-info', action='store_true', help='leave out bench/info_bench.py (about 3 minutes)')
     parser.add_argument('--skip-downtime', action='store_true',
                         help='leave out bench/downtime_bench.py (a real guest, about 5 minutes)')
+    parser.add_argument('--skip-group', action='store_true',
+                        help='leave out bench/group_bench.py (3 real guests, about 5 minutes)')
     parser.add_argument('--no-save', action='store_true', help='print the table only, write nothing to bench/results')
     args = parser.parse_args(argv)
-    chosen = args.only or ['fleet', 'noop', 'info', 'parallel', 'connections', 'downtime']
+    chosen = args.only or ['fleet', 'noop', 'info', 'parallel', 'connections', 'downtime', 'group']
     if args.skip_info and 'info' in chosen:
         chosen.remove('info')
     if args.skip_downtime and 'downtime' in chosen:
         chosen.remove('downtime')
+    if args.skip_group and 'group' in chosen:
+        chosen.remove('group')
     repeat, loop_repeat = (3, 1) if args.quick else (5, 5)
 
     prefix = 'vmsnap-bench-fleet-%d-' % os.getpid()
@@ -395,7 +404,14 @@ def main(argv=None):
                 benchmarks.append(bench_info(args))
                 continue
             if name == 'downtime':
-                benchmarks.append(bench_downtime(args))
+                benchmarks.append(bench_guests(args, 'downtime', 'downtime_bench.py', 'guest stop (s) per snapshot with '
+                                               'memory, real guest (bench/downtime_bench.py)', 'internal (module)',
+                                               'external live '))
+                continue
+            if name == 'group':
+                benchmarks.append(bench_guests(args, 'group', 'group_bench.py', 'longest guest stop (s) in a group of '
+                                               'real guests, against one (bench/group_bench.py)',
+                                               'one guest, disk-only, quiesced', 'group, '))
                 continue
             # Each benchmark has only its own domains: a running type='qemu' domain keeps a CPU busy (QEMU emulates
             # its idle guest), which would slow the other benchmarks down.
