@@ -62,7 +62,8 @@ test: setup ## setup, then sanity, units, integration (9.0, then 11.3), lint, bu
 	echo "make test: sanity, units, integration and $(TEST_EXTRA_STEPS) all passed"
 
 # What `make test` runs after the tests: the integration suite on libvirt 11.3 (unless LIBVIRT=backports), lint, the
-# package, the documentation site (with the changelog), the Molecule examples, reliability and the archive check. Tools for lint, docs and the package check live in .venv-docs (docs/requirements.txt, hacking/tools-venv.sh).
+# package, the documentation site (with the changelog), the Molecule examples, reliability and the archive check.
+# Tools for lint, docs and the package check live in .venv-docs (docs/requirements.txt, hacking/tools-venv.sh).
 # With LIBVIRT=backports this machine's daemon is 11.3 already, and integration-backports would repeat integration.
 TEST_EXTRA_STEPS := $(if $(filter stock,$(LIBVIRT)),integration-backports) lint build docs molecule reliability archive-check
 
