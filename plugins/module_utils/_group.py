@@ -12,6 +12,7 @@ frozen, so that no guest stops. Whatever was paused is resumed and whatever was 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import threading
 import time
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _batch
@@ -85,7 +86,7 @@ def take_group(params, client, *, check_mode, diff, command, targets, clock=time
     def take():
         return _batch.run_each(runs, take_one, params['parallel'])
 
-    taken, record = hold_still(client, [holds[id(run)] for run in held], take, clock=clock)
+    taken, record = hold_still(client, [holds[id(run)] for run in held], take, clock=clock, parallel=params['parallel'])
     by_name = dict(runs)
     reported = dict((outcome.name, outcome) for outcome in _batch.run_each(
         [(outcome.name, by_name[outcome.name]) for outcome in taken if outcome.ok],
@@ -111,37 +112,65 @@ def empty_record():
     return {'paused': [], 'resumed': [], 'frozen': [], 'thawed': [], 'seconds': {}}
 
 
-def hold_still(client, holds, work, clock=time.monotonic):
+def hold_still(client, holds, work, clock=time.monotonic, parallel=1):
     """Hold each of ``holds`` (Hold) still, run ``work()``, and let go of everything held here, also when holding or
     the work fails, so that nothing is left paused or frozen. Returns (what work returned, record), where record lists
-    the names ``paused``, ``resumed``, ``frozen`` and ``thawed``, and the ``seconds`` each domain was held.
+    the names ``paused``, ``resumed``, ``frozen`` and ``thawed`` (in the order of ``holds``), and the ``seconds`` each
+    domain was held.
 
+    Up to ``parallel`` domains are held, and let go, at a time: a freeze waits for the guest to flush its file
+    systems, so one after the other the first guest of a group would stay frozen while every other one is frozen.
     A freeze is bounded by its quiesce timeout (libvirt's agent timeout for the domain, set back afterwards); a freeze
     that fails is thawed (thaw_after_failed_freeze); quiesce: auto then pauses the domain instead, quiesce: true stops
-    the holding. A pause or freeze that fails stops the holding and the work is not done. A resume or thaw that fails
-    is tried for the other domains all the same, then fails the task naming what is left and how to undo it.
+    the holding. A pause or freeze that fails stops the holding (no domain is held after it; those being held at the
+    same time are let go with the rest) and the work is not done. A resume or thaw that fails is tried for the other
+    domains all the same, then fails the task naming what is left and how to undo it.
     """
     record = empty_record()
-    held = []  # (hold, frozen?, since)
+    held = {}  # id(hold) -> (frozen?, since): filled by the workers, as each domain is held
+    lock = threading.Lock()
+    stopped = threading.Event()
     failure = None
     done = None
+
+    def hold_one(name, hold):
+        if stopped.is_set():
+            return None, []
+        try:
+            frozen = _hold(client, hold)
+        except SnapshotError:
+            stopped.set()
+            raise
+        with lock:
+            held[id(hold)] = (frozen, clock())
+        return None, []
+
     try:
-        for hold in holds:
-            held.append((hold, _hold(client, hold), clock()))
-            record['frozen' if held[-1][1] else 'paused'].append(hold.name)
+        failed = [outcome.error for outcome in _batch.run_each([(hold.name, hold) for hold in holds], hold_one, parallel)
+                  if not outcome.ok]
+        if failed:
+            raise SnapshotError(' '.join(error.msg for error in failed), code=failed[0].code)
         done = work()
     except SnapshotError as exc:
         failure = exc
     finally:
+        holding = [(hold,) + held[id(hold)] for hold in holds if id(hold) in held]
+        for hold, frozen, dummy in holding:
+            record['frozen' if frozen else 'paused'].append(hold.name)
+
+        def let_go(name, entry):
+            hold, frozen, since = entry
+            _let_go(client, hold, frozen)
+            return round(clock() - since, 3), []
+
         stuck = []
-        for hold, frozen, since in held:
-            try:
-                _let_go(client, hold, frozen)
-            except SnapshotError as exc:
-                stuck.append((hold.name, frozen, exc.msg))
-            else:
+        for (hold, frozen, dummy), outcome in zip(holding, _batch.run_each(
+                [(entry[0].name, entry) for entry in holding], let_go, parallel)):
+            if outcome.ok:
                 record['thawed' if frozen else 'resumed'].append(hold.name)
-                record['seconds'][hold.name] = round(clock() - since, 3)
+                record['seconds'][hold.name] = outcome.result
+            else:
+                stuck.append((hold.name, frozen, outcome.error.msg))
     if stuck:
         raise SnapshotError('%s %s%s' % (' '.join(message for dummy, dummy, message in stuck), _left_over(stuck),
                                          (' Before that: %s' % failure.msg) if failure else ''), group=record)

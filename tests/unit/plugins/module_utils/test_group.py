@@ -8,6 +8,8 @@ go of however it ends, with failures injected through a fake client."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import threading
+
 import pytest
 
 from ansible_collections.vmsnap.libvirt.plugins.module_utils import _group
@@ -228,3 +230,58 @@ def test_quiesce_auto_pauses_a_domain_whose_freeze_failed():
     assert holds[1].fallback == ("the guest agent did not freeze its file systems (Could not freeze the file systems "
                                  "of domain 'app': agent timeout); they were thawed.")
     assert holds[0].fallback is None
+
+
+# -- several at a time ------------------------------------------------------------------------------------------------
+
+class MeetingClient(FakeClient):
+    """A FakeClient whose freezes and thaws each wait until ``count`` of them are under way at once: a group that
+    froze or thawed its guests one after the other would break the barrier (threading.BrokenBarrierError)."""
+
+    def __init__(self, count, **kwargs):
+        super(MeetingClient, self).__init__(**kwargs)
+        self.freezes = threading.Barrier(count, timeout=10)
+        self.thaws = threading.Barrier(count, timeout=10)
+
+    def freeze_guest(self, dom):
+        self.freezes.wait()
+        return super(MeetingClient, self).freeze_guest(dom)
+
+    def thaw_guest(self, dom):
+        self.thaws.wait()
+        return super(MeetingClient, self).thaw_guest(dom)
+
+
+def test_a_group_freezes_and_thaws_its_guests_at_the_same_time():
+    client = MeetingClient(3)
+
+    def work():
+        assert client.frozen == set(['db', 'app1', 'app2'])
+        return 'taken'
+
+    holds = [_group.Hold(FakeDomain(name), 'nightly', {'mode': 'true', 'timeout': 10.0})
+             for name in ('db', 'app1', 'app2')]
+    done, record = _group.hold_still(client, holds, work, parallel=4)
+    assert done == 'taken'
+    assert client.frozen == set()
+    # the record names the domains in the group's order, however the workers finished
+    assert names(record) == {'paused': [], 'resumed': [], 'frozen': ['db', 'app1', 'app2'],
+                             'thawed': ['db', 'app1', 'app2']}
+    assert list(record['seconds']) == ['db', 'app1', 'app2']
+    assert all(seconds >= 0 for seconds in record['seconds'].values())
+
+
+def test_a_freeze_that_fails_beside_others_lets_go_of_every_guest_frozen_meanwhile():
+    client = FakeClient(fail_freeze=['app1'])
+    worked = []
+    holds = [_group.Hold(FakeDomain(name), 'nightly', {'mode': 'true', 'timeout': 10.0})
+             for name in ('db', 'app1', 'app2')]
+    with pytest.raises(SnapshotError) as caught:
+        _group.hold_still(client, holds, lambda: worked.append(True), parallel=3)
+    assert worked == []
+    assert client.frozen == set() and client.paused == set()
+    record = names(caught.value.details['group'])
+    assert record['frozen'] == record['thawed']
+    assert 'app1' not in record['frozen']
+    assert "Could not freeze the file systems of domain 'app1' for the group" in caught.value.msg
+    assert 'Nothing is left paused or frozen' in caught.value.msg
