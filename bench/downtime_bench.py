@@ -602,19 +602,21 @@ def verdicts(summary, results, interval):
     return lines
 
 
-def save(report, text, verdict_lines, extra):
+def save(report, title, extra, text, notes):
+    """bench/results/<benchmark>_bench-<date>-<host>.json (the whole report) and .md (title, machine, the extra lines,
+    the table and the notes under it); returns that path without its extension."""
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, 'downtime_bench-%s-%s' % (report['date'].replace('-', '').replace(':', ''),
-                                                           platform.node()))
+    stem = os.path.join(RESULTS, '%s_bench-%s-%s' % (report['benchmark'], report['date'].replace('-', '').replace(':', ''),
+                                                     platform.node()))
     with open(stem + '.json', 'w') as out:
         json.dump(report, out, indent=2, sort_keys=True)
         out.write('\n')
     with open(stem + '.md', 'w') as out:
-        out.write('# Guest stop per memory snapshot (bench/downtime_bench.py), %s\n\n' % report['date'])
+        out.write('# %s, %s\n\n' % (title, report['date']))
         out.write('%s, load_average_at_start: %s\n\n' % (
             ', '.join('%s: %s' % item for item in sorted(report['machine'].items())), report['load_average_at_start']))
         out.write('\n'.join('- ' + line for line in extra) + '\n\n')
-        out.write(text + '\n\n' + '\n'.join('- ' + line for line in verdict_lines) + '\n')
+        out.write(text + '\n\n' + '\n'.join('- ' + line for line in notes) + '\n')
     return stem
 
 
@@ -632,6 +634,22 @@ def code_version():
     dirty = subprocess.run(['git', '-C', REPO, 'status', '--porcelain', '--', 'plugins'], capture_output=True,
                            text=True, check=False).stdout.split('\n')
     return {'commit': head, 'plugins_changed_in_work_tree': sorted(line[3:] for line in dirty if line.strip())}
+
+
+def begin_run():
+    """What a benchmark of real guests does before its first guest: a signal ends it through its clean-up (SystemExit),
+    the venv's tools on PATH, the collection staged and importable; returns when it started (UTC), the load average then,
+    a monotonic clock and the code's version."""
+    def terminated(signum, dummy):
+        raise SystemExit('stopped by signal %d' % signum)
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
+    os.environ['PATH'] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    load_at_start = [round(load, 2) for load in os.getloadavg()]
+    clock = time.monotonic()
+    sys.path.insert(0, stage_collection())
+    return started_at, load_at_start, clock, code_version()
 
 
 def main(argv=None):
@@ -666,21 +684,11 @@ def main(argv=None):
     if args.dirty > args.memory * 0.6:
         parser.error('--dirty %d MiB does not leave the guest enough of its %d MiB' % (args.dirty, args.memory))
 
-    def terminated(signum, dummy):
-        raise SystemExit('stopped by signal %d' % signum)
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGHUP, terminated)
 
     prefix = '%s%d-' % (PREFIX, os.getpid())
     name = prefix + 'guest'
     work = tempfile.mkdtemp(prefix='vmsnap-bench-downtime-')
-    os.environ['PATH'] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
-    clock = time.monotonic()
-    collections = stage_collection()
-    sys.path.insert(0, collections)
-    version = code_version()
+    started_at, load_at_start, clock, version = begin_run()
     results, guest, probe, conn = [], None, None, None
     extra = {}
     try:
@@ -781,7 +789,7 @@ def main(argv=None):
                          'baseline_seconds': args.baseline_seconds, 'settle_s': args.settle, 'tail_s': args.tail},
             'code': version, 'details': extra, 'summary': summary, 'verdicts': verdict_items, 'runs': results,
         }
-        stem = save(report, text, verdict_lines, extra_lines)
+        stem = save(report, 'Guest stop per memory snapshot (bench/downtime_bench.py)', extra_lines, text, verdict_lines)
         print('written: %s.json, %s.md' % (stem, stem))
     return 0
 

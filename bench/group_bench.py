@@ -36,11 +36,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import datetime
 import json
 import os
-import platform
-import signal
 import socket
 import statistics
 import sys
@@ -263,21 +260,11 @@ def main(argv=None):
     if args.dirty > args.memory * 0.6:
         parser.error('--dirty %d MiB does not leave the guest enough of its %d MiB' % (args.dirty, args.memory))
 
-    def terminated(signum, dummy):
-        raise SystemExit('stopped by signal %d' % signum)
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGHUP, terminated)
 
     prefix = '%s%d-' % (PREFIX, os.getpid())
     names = ['%s%d' % (prefix, index) for index in range(1, args.guests + 1)]
     work = tempfile.mkdtemp(prefix='vmsnap-bench-group-')
-    os.environ['PATH'] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')
-    started_at = datetime.datetime.now(datetime.timezone.utc)
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
-    clock = time.monotonic()
-    collections = downtime_bench.stage_collection()
-    sys.path.insert(0, collections)
-    version = downtime_bench.code_version()
+    started_at, load_at_start, clock, version = downtime_bench.begin_run()
     results, guests, probes, conn = [], [], {}, None
     extra = {}
     try:
@@ -352,16 +339,8 @@ def main(argv=None):
                          'probe_interval_s': args.interval, 'settle_s': args.settle, 'tail_s': args.tail},
             'code': version, 'details': extra, 'summary': summary, 'comparisons': compared, 'runs': results,
         }
-        os.makedirs(downtime_bench.RESULTS, exist_ok=True)
-        stem = os.path.join(downtime_bench.RESULTS, 'group_bench-%s-%s' % (
-            report['date'].replace('-', '').replace(':', ''), platform.node()))
-        with open(stem + '.json', 'w') as out:
-            json.dump(report, out, indent=2, sort_keys=True)
-            out.write('\n')
-        with open(stem + '.md', 'w') as out:
-            out.write('# Group snapshots of real guests (bench/group_bench.py), %s\n\n' % report['date'])
-            out.write('\n'.join('- ' + line for line in extra_lines) + '\n\n' + text + '\n\n')
-            out.write('\n'.join('- ' + line for line in compared) + '\n')
+        stem = downtime_bench.save(report, 'Group snapshots of real guests (bench/group_bench.py)', extra_lines, text,
+                                   compared)
         print('written: %s.json, %s.md' % (stem, stem))
     return 0
 
