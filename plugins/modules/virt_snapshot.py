@@ -108,7 +108,7 @@ options:
       - Paused domains stay paused while the snapshots are taken, which for memory snapshots is as long as saving the
         largest guest's memory takes; frozen ones stay frozen as long as the disk-only snapshots take (well under a
         second each).
-      - Up to O(parallel) domains are paused or frozen at a time, and let go at a time: a freeze waits for the guest
+      - Up to O(parallel) domains are paused or frozen at a time, and let go at a time. A freeze waits for the guest
         to flush its file systems, and one guest after the other the first one would stay frozen while all the others
         flush theirs. With O(parallel=1) they are held and let go in the order of O(domains).
       - A memory snapshot of a domain the group paused records the state V(running), as libvirt does for a domain it
