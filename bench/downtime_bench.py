@@ -684,7 +684,6 @@ def main(argv=None):
     if args.dirty > args.memory * 0.6:
         parser.error('--dirty %d MiB does not leave the guest enough of its %d MiB' % (args.dirty, args.memory))
 
-
     prefix = '%s%d-' % (PREFIX, os.getpid())
     name = prefix + 'guest'
     work = tempfile.mkdtemp(prefix='vmsnap-bench-downtime-')

@@ -260,7 +260,6 @@ def main(argv=None):
     if args.dirty > args.memory * 0.6:
         parser.error('--dirty %d MiB does not leave the guest enough of its %d MiB' % (args.dirty, args.memory))
 
-
     prefix = '%s%d-' % (PREFIX, os.getpid())
     names = ['%s%d' % (prefix, index) for index in range(1, args.guests + 1)]
     work = tempfile.mkdtemp(prefix='vmsnap-bench-group-')

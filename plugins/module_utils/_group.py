@@ -145,6 +145,11 @@ def hold_still(client, holds, work, clock=time.monotonic, parallel=1):
             held[id(hold)] = (frozen, clock())
         return None, []
 
+    def let_go(name, entry):
+        hold, frozen, since = entry
+        _let_go(client, hold, frozen)
+        return round(clock() - since, 3), []
+
     try:
         failed = [outcome.error for outcome in _batch.run_each([(hold.name, hold) for hold in holds], hold_one, parallel)
                   if not outcome.ok]
@@ -157,12 +162,6 @@ def hold_still(client, holds, work, clock=time.monotonic, parallel=1):
         holding = [(hold,) + held[id(hold)] for hold in holds if id(hold) in held]
         for hold, frozen, dummy in holding:
             record['frozen' if frozen else 'paused'].append(hold.name)
-
-        def let_go(name, entry):
-            hold, frozen, since = entry
-            _let_go(client, hold, frozen)
-            return round(clock() - since, 3), []
-
         stuck = []
         for (hold, frozen, dummy), outcome in zip(holding, _batch.run_each(
                 [(entry[0].name, entry) for entry in holding], let_go, parallel)):
