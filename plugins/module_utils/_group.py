@@ -119,7 +119,7 @@ def hold_still(client, holds, work, clock=time.monotonic, parallel=1):
     domain was held.
 
     Up to ``parallel`` domains are held, and let go, at a time: a freeze waits for the guest to flush its file
-    systems, so one after the other the first guest of a group would stay frozen while every other one is frozen.
+    systems, so one after the other the first guest of a group would stay frozen while every other one flushes.
     A freeze is bounded by its quiesce timeout (libvirt's agent timeout for the domain, set back afterwards); a freeze
     that fails is thawed (thaw_after_failed_freeze); quiesce: auto then pauses the domain instead, quiesce: true stops
     the holding. A pause or freeze that fails stops the holding (no domain is held after it; those being held at the
