@@ -259,9 +259,7 @@ def test_a_group_freezes_and_thaws_its_guests_at_the_same_time():
         assert client.frozen == set(['db', 'app1', 'app2'])
         return 'taken'
 
-    holds = [_group.Hold(FakeDomain(name), 'nightly', {'mode': 'true', 'timeout': 10.0})
-             for name in ('db', 'app1', 'app2')]
-    done, record = _group.hold_still(client, holds, work, parallel=4)
+    done, record = _group.hold_still(client, freezes('db', 'app1', 'app2'), work, parallel=4)
     assert done == 'taken'
     assert client.frozen == set()
     # the record names the domains in the group's order, however the workers finished
@@ -274,10 +272,8 @@ def test_a_group_freezes_and_thaws_its_guests_at_the_same_time():
 def test_a_freeze_that_fails_beside_others_lets_go_of_every_guest_frozen_meanwhile():
     client = FakeClient(fail_freeze=['app1'])
     worked = []
-    holds = [_group.Hold(FakeDomain(name), 'nightly', {'mode': 'true', 'timeout': 10.0})
-             for name in ('db', 'app1', 'app2')]
     with pytest.raises(SnapshotError) as caught:
-        _group.hold_still(client, holds, lambda: worked.append(True), parallel=3)
+        _group.hold_still(client, freezes('db', 'app1', 'app2'), lambda: worked.append(True), parallel=3)
     assert worked == []
     assert client.frozen == set() and client.paused == set()
     record = names(caught.value.details['group'])
